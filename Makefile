@@ -1,0 +1,31 @@
+# The two commands a newcomer needs:
+#   make run    set up, train if needed, start everything, load the synthetic demo data, chat
+#   make test   set up, then the whole test suite (unit, Redis integration, Rasa checks, end to end)
+PB := .venv/bin/patientbot
+
+.PHONY: setup run up down status train test demo-data
+
+setup:
+	@bash scripts/setup.sh
+
+run: up
+	@$(PB) demo-data
+	@$(PB) chat
+
+up: setup
+	@$(PB) up
+
+down:
+	@if [ -x $(PB) ]; then $(PB) down; fi
+
+status:
+	@$(PB) status
+
+train: setup
+	@$(PB) train
+
+demo-data: setup
+	@$(PB) demo-data
+
+test: setup
+	@.venv/bin/python -m pytest -ra

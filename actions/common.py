@@ -1,0 +1,71 @@
+"""What every action shares: the per-process services and a reply helper that classifies.
+
+Actions stay thin: they decide nothing themselves, they ask ``bot/`` and speak the answer.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot import phi
+from bot.appointments import AppointmentStore
+from bot.config import Settings, settings
+from bot.crypto import KeyRing, keyring, phone_index_from_conversation
+from bot.handoff import HandoffQueue
+from bot.office import Office, load_office
+from bot.redis_client import async_redis
+
+
+@dataclass
+class Services:
+    cfg: Settings
+    keys: KeyRing
+    office: Office
+    appointments: AppointmentStore
+    handoff: HandoffQueue
+
+
+_by_loop: Dict[int, Services] = {}
+
+
+def services() -> Services:
+    """Services for the running event loop (async Redis clients belong to one loop)."""
+    loop_id = id(asyncio.get_running_loop())
+    found = _by_loop.get(loop_id)
+    if found is None:
+        cfg = settings()
+        keys = keyring(cfg.data_key)
+        client = async_redis(cfg)
+        found = _by_loop[loop_id] = Services(
+            cfg=cfg,
+            keys=keys,
+            office=load_office(cfg.office_config),
+            appointments=AppointmentStore(client, keys, cfg.redis_prefix),
+            handoff=HandoffQueue(client, cfg.redis_prefix),
+        )
+    return found
+
+
+def reset_services() -> None:
+    """Forget cached services (tests that change settings call this)."""
+    _by_loop.clear()
+
+
+def say(dispatcher: CollectingDispatcher, text: str, phi_class: str = phi.PUBLIC) -> None:
+    """Send ``text`` with its PHI class attached, for the gateway's egress guard."""
+    if phi_class not in phi.CLASSES:
+        raise ValueError(f"unknown PHI class {phi_class!r}")
+    dispatcher.utter_message(text=text, json_message={"phi_class": phi_class})
+
+
+def sender_phone_index(tracker: Tracker) -> Optional[str]:
+    """The blind index of the sender's number (SMS conversations only)."""
+    return phone_index_from_conversation(tracker.sender_id)
+
+
+def channel_of(tracker: Tracker) -> str:
+    return tracker.sender_id.split("-", 1)[0] if "-" in tracker.sender_id else "unknown"

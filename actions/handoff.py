@@ -1,0 +1,22 @@
+"""Hand-off to staff on the patient's request."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot import replies
+from actions.common import channel_of, say, services
+
+
+class ActionRequestHuman(Action):
+    def name(self) -> Text:
+        return "action_request_human"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
+        svc = services()
+        await svc.handoff.escalate(tracker.sender_id, channel_of(tracker), "patient_request")
+        say(dispatcher, replies.escalation_notice(svc.office, datetime.now(timezone.utc)))
+        return []

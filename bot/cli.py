@@ -1,0 +1,245 @@
+"""The ``patientbot`` command.
+
+    patientbot up | down | status       whole stack in the background, on loopback
+    patientbot chat [--from NUMBER]     terminal chat through the gateway, as a patient
+    patientbot train [--force]          validate the data and train (only if inputs changed)
+    patientbot import-fhir BUNDLE.json  load patients, practitioners and appointments
+    patientbot demo-data                load the synthetic demo bundle, dates moved to this week
+    patientbot handoff list             the staff queue (pseudonymous conversation ids)
+    patientbot consent show NUMBER      a number's consent state and full history
+    patientbot consent export [--format jsonl|csv] [--out FILE]   every consent change, for review
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import List, Optional
+
+from bot.config import ROOT, ConfigError, settings
+
+DEMO_BUNDLE = ROOT / "data" / "demo" / "synthetic_bundle.json"
+
+
+def _fail(message: str) -> int:
+    print(f"patientbot: {message}", file=sys.stderr)
+    return 1
+
+
+async def _import(path: Path, source: str, shift_to_tomorrow: bool = False) -> dict:
+    from bot.appointments import AppointmentStore
+    from bot.crypto import keyring
+    from bot.fhir import load_bundle_file
+    from bot.redis_client import async_redis
+
+    cfg = settings()
+    bundle = load_bundle_file(path, cfg.default_region)
+    if shift_to_tomorrow and bundle.appointments:
+        first = min(a.start for a in bundle.appointments.values())
+        days = (datetime.now(first.tzinfo).date() + timedelta(days=1) - first.date()).days
+        for appt in bundle.appointments.values():
+            appt.start += timedelta(days=days)
+            appt.end = appt.end + timedelta(days=days) if appt.end else None
+    client = async_redis(cfg)
+    try:
+        return await AppointmentStore(client, keyring(cfg.data_key), cfg.redis_prefix).import_bundle(bundle, source)
+    finally:
+        await client.close()
+
+
+def cmd_import_fhir(args: argparse.Namespace) -> int:
+    from bot.fhir import BundleError
+
+    try:
+        counts = asyncio.run(_import(Path(args.bundle), source="import:fhir"))
+    except BundleError as exc:
+        return _fail(f"bundle rejected, nothing imported: {exc}")
+    print(f"imported {counts['patients']} patients, {counts['practitioners']} practitioners, "
+          f"{counts['appointments']} appointments")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    counts = asyncio.run(_import(DEMO_BUNDLE, source="import:demo", shift_to_tomorrow=True))
+    print(f"loaded the SYNTHETIC demo bundle: {counts['patients']} patients, {counts['appointments']} appointments "
+          "(dates moved so the first is tomorrow)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot import training
+
+    training.validate_data()
+    took = training.train() if args.force else training.train_if_needed()
+    print("model is up to date" if took is None else f"trained in {took:.0f} s -> {training.model_path()}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from bot.stack import Stack, StackError
+
+    try:
+        Stack.from_env().up(timeout=args.timeout)
+    except StackError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from bot.stack import Stack
+
+    Stack.from_env().down()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bot.stack import PROCESSES, Stack
+
+    stack = Stack.from_env()
+    for name in PROCESSES:
+        pid = stack.running(name)
+        print(f"{name:8} {'running, pid ' + str(pid) if pid else 'stopped'}")
+    print(f"healthz  {stack.healthz() or 'no answer'}")
+    return 0 if stack.healthz() == 200 else 1
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.chat import run_chat
+    from bot.phone import InvalidPhoneNumber, to_e164
+
+    cfg = settings()
+    try:
+        sender = to_e164(args.sender, cfg.default_region)
+    except InvalidPhoneNumber:
+        return _fail("--from is not a phone number")
+    return run_chat(cfg, sender)
+
+
+def cmd_handoff_list(args: argparse.Namespace) -> int:
+    from bot.handoff import HandoffQueue
+    from bot.redis_client import async_redis
+
+    async def waiting():
+        client = async_redis()
+        try:
+            return await HandoffQueue(client, settings().redis_prefix).waiting()
+        finally:
+            await client.close()
+
+    entries = asyncio.run(waiting())
+    if not entries:
+        print("no conversation is waiting for staff")
+    for e in entries:
+        print(f"{e['priority']:9} {e['reason']:26} since {e['since']}  {e['conversation']}")
+    return 0
+
+
+async def _with_registry(fn):
+    from bot.consent import ConsentRegistry
+    from bot.crypto import keyring
+    from bot.redis_client import async_redis
+
+    cfg = settings()
+    client = async_redis(cfg)
+    try:
+        return await fn(ConsentRegistry(client, keyring(cfg.data_key), cfg.redis_prefix), client, cfg)
+    finally:
+        await client.close()
+
+
+def cmd_consent_show(args: argparse.Namespace) -> int:
+    from bot.crypto import phone_index
+    from bot.phone import InvalidPhoneNumber, to_e164
+
+    try:
+        number = to_e164(args.number, settings().default_region)
+    except InvalidPhoneNumber:
+        return _fail("not a phone number")
+
+    async def show(registry, client, cfg):
+        idx = phone_index(registry.keys, number)
+        return idx, await registry.state(idx), await registry.history(idx)
+
+    idx, state, history = asyncio.run(_with_registry(show))
+    print(f"number index {idx}: {state.status}" + (f" (scopes: {', '.join(state.scopes)})" if state.scopes else ""))
+    for entry in history:
+        print(f"  {entry['at']}  {entry['status']:9}  source={entry['source']:8}  text={entry['text']!r}")
+    if not history:
+        print("  no consent change recorded")
+    return 0
+
+
+def cmd_consent_export(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    async def collect(registry, client, cfg):
+        rows = []
+        async for key in client.scan_iter(match=f"{cfg.redis_prefix}consent-log:*", count=500):
+            idx = (key.decode() if isinstance(key, bytes) else key).rsplit(":", 1)[1]
+            rows += [{"number_index": idx, **entry} for entry in await registry.history(idx)]
+        return sorted(rows, key=lambda r: (r["at"], r["number_index"]))
+
+    rows = asyncio.run(_with_registry(collect))
+    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
+    try:
+        if args.format == "csv":
+            writer = csv.DictWriter(out, fieldnames=["at", "number_index", "status", "scopes", "source", "text"])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({**row, "scopes": " ".join(row["scopes"])})
+        else:
+            for row in rows:
+                out.write(json.dumps(row, sort_keys=True) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    print(f"exported {len(rows)} consent changes", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot.chat import DEMO_PATIENT_NUMBER
+
+    parser = argparse.ArgumentParser(prog="patientbot", description="patient messaging bot for medical offices")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="start the stack in the background and wait until healthy")
+    p.add_argument("--timeout", type=float, default=240.0)
+    p.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the stack").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show what runs").set_defaults(func=cmd_status)
+    p = sub.add_parser("chat", help="chat with the running bot as a patient, over signed SMS webhooks")
+    p.add_argument("--from", dest="sender", default=DEMO_PATIENT_NUMBER)
+    p.set_defaults(func=cmd_chat)
+    p = sub.add_parser("train", help="validate data and train the model if its inputs changed")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("import-fhir", help="import a FHIR R4 Bundle (Patient, Practitioner, Appointment)")
+    p.add_argument("bundle")
+    p.set_defaults(func=cmd_import_fhir)
+    sub.add_parser("demo-data", help="load the synthetic demo bundle").set_defaults(func=cmd_demo_data)
+    handoff = sub.add_parser("handoff", help="the staff hand-off queue").add_subparsers(dest="handoff_cmd", required=True)
+    handoff.add_parser("list", help="conversations waiting for staff").set_defaults(func=cmd_handoff_list)
+    consent = sub.add_parser("consent", help="the consent record").add_subparsers(dest="consent_cmd", required=True)
+    p = consent.add_parser("show", help="a number's consent state and history")
+    p.add_argument("number")
+    p.set_defaults(func=cmd_consent_show)
+    p = consent.add_parser("export", help="every consent change, for compliance review")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument("--out", help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_consent_export)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""Settings, from the environment in one place.
+
+The environment wins; an ignored ``.env`` file in the repository root (written by
+``scripts/setup.sh``) fills in what the environment does not set. Required settings are
+validated at start-up: a missing one raises :class:`ConfigError` naming the variable.
+
+``python -m bot.config --write-env .env`` writes a new ``.env`` with freshly generated
+secrets, so no key ever lives in the repository, not even a development one.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ENV_FILE = ROOT / ".env"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed. The message names the variable."""
+
+
+def read_env_file(path: Path) -> Dict[str, str]:
+    """Parse a ``KEY=value`` file (comments and blank lines ignored, no shell expansion)."""
+    values: Dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def merged_environ(env_file: Optional[Path] = None) -> Dict[str, str]:
+    """The ``.env`` values overlaid by the real environment (environment first)."""
+    merged = read_env_file(env_file or Path(os.environ.get("PATIENTBOT_ENV_FILE", DEFAULT_ENV_FILE)))
+    merged.update(os.environ)
+    return merged
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a running patientbot, validated."""
+
+    data_key: bytes  # 32-byte root key; subkeys for encryption and blind index are derived from it
+    sms_auth_token: str
+    rasa_secret: str  # shared secret between the gateway and the Rasa-side connector
+    rasa_api_token: str  # Rasa HTTP API token (--auth-token)
+    action_secret: str  # shared secret between Rasa and the action server
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "pb:"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    public_base_url: str = "http://127.0.0.1:8080"
+    rasa_port: int = 5005
+    action_port: int = 5055
+    sms_account_sid: str = "AC00000000000000000000000000000000"
+    sms_api_base: str = "http://127.0.0.1:8089"
+    sms_from_number: str = "+15550100000"
+    default_region: str = "US"
+    office_config: Path = ROOT / "office.yml"
+    model_path: Path = ROOT / "models" / "patientbot.tar.gz"
+    rasa_reply_timeout: float = 10.0
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Settings(redis_url=<hidden>, gateway_port={self.gateway_port}, rasa_port={self.rasa_port})"
+
+
+_REQUIRED_HELP = "run scripts/setup.sh to generate one into .env, or set it in the environment"
+
+
+def _require(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"missing setting {name}: {_REQUIRED_HELP}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"setting {name} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"setting {name} must be a number, got {raw!r}") from None
+
+
+def _decode_key(name: str, raw: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4))
+    except (ValueError, UnicodeEncodeError):
+        raise ConfigError(f"setting {name} must be base64 (url-safe) of 32 random bytes") from None
+    if len(key) != 32:
+        raise ConfigError(f"setting {name} must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
+    """Build validated :class:`Settings` from ``env`` (default: environment over ``.env``)."""
+    env = merged_environ() if env is None else env
+    gateway_port = _int(env, "GATEWAY_PORT", 8080)
+    gateway_host = env.get("GATEWAY_HOST", "127.0.0.1")
+    office = Path(env.get("OFFICE_CONFIG", str(ROOT / "office.yml")))
+    model = Path(env.get("MODEL_PATH", str(ROOT / "models" / "patientbot.tar.gz")))
+    return Settings(
+        data_key=_decode_key("PATIENTBOT_DATA_KEY", _require(env, "PATIENTBOT_DATA_KEY")),
+        sms_auth_token=_require(env, "SMS_AUTH_TOKEN"),
+        rasa_secret=_require(env, "RASA_GATEWAY_SECRET"),
+        rasa_api_token=_require(env, "RASA_API_TOKEN"),
+        action_secret=_require(env, "ACTION_SERVER_SECRET"),
+        redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_prefix=env.get("REDIS_PREFIX", "pb:"),
+        gateway_host=gateway_host,
+        gateway_port=gateway_port,
+        public_base_url=env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway_port}").rstrip("/"),
+        rasa_port=_int(env, "RASA_PORT", 5005),
+        action_port=_int(env, "ACTION_PORT", 5055),
+        sms_account_sid=env.get("SMS_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+        sms_api_base=env.get("SMS_API_BASE", "http://127.0.0.1:8089").rstrip("/"),
+        sms_from_number=env.get("SMS_FROM_NUMBER", "+15550100000"),
+        default_region=env.get("DEFAULT_REGION", "US"),
+        office_config=office if office.is_absolute() else ROOT / office,
+        model_path=model if model.is_absolute() else ROOT / model,
+        rasa_reply_timeout=_float(env, "RASA_REPLY_TIMEOUT", 10.0),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        extra=dict(env),
+    )
+
+
+_cached: Optional[Settings] = None
+
+
+def settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    global _cached
+    if _cached is None:
+        _cached = load_settings()
+    return _cached
+
+
+def reset_cache() -> None:
+    """Forget the cached settings (tests that change the environment call this)."""
+    global _cached
+    _cached = None
+
+
+def generate_env_text() -> str:
+    """A new ``.env`` body with random secrets for every required setting."""
+
+    def token(n: int = 32) -> str:
+        return secrets.token_urlsafe(n)
+
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
+    return (
+        "# Generated by scripts/setup.sh for this machine only. Never commit this file.\n"
+        f"PATIENTBOT_DATA_KEY={key}\n"
+        f"SMS_AUTH_TOKEN={secrets.token_hex(16)}\n"
+        f"RASA_GATEWAY_SECRET={token()}\n"
+        f"RASA_API_TOKEN={token()}\n"
+        f"ACTION_SERVER_SECRET={token()}\n"
+    )
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = argparse.ArgumentParser(description="patientbot settings helper")
+    parser.add_argument("--write-env", metavar="PATH", help="write a new .env with generated secrets")
+    args = parser.parse_args(argv)
+    if args.write_env:
+        path = Path(args.write_env)
+        if path.exists():
+            raise SystemExit(f"{path} exists; refusing to overwrite its secrets")
+        path.write_text(generate_env_text(), encoding="utf-8")
+        path.chmod(0o600)
+        return 0
+    load_settings()
+    print("settings OK")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""Opt-out, opt-in and HELP keywords: deterministic, run before the NLU (DESIGN.md, step 6).
+
+Single-word keywords follow the CTIA Messaging Principles and the carriers' handling (STOP,
+STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT; START, UNSTOP; HELP, INFO) plus the words the FCC's
+2024 revocation rule names (REVOKE, OPTOUT). The same rule says consent can be revoked "by any
+reasonable means", so plain-language requests ("stop texting me", "take me off your list")
+count too. Anything about an appointment ("cancel my appointment") is not a revocation.
+
+Only whole messages are keywords: "stop" inside "the bleeding won't stop" is not an opt-out.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Optional
+
+OPT_OUT, OPT_IN, HELP = "opt_out", "opt_in", "help"
+
+OPT_OUT_WORDS = frozenset(
+    {"stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out",
+     "remove", "remove me", "unsub", "stop please", "please stop", "stop it", "stop now"}
+)
+OPT_IN_WORDS = frozenset({"start", "unstop", "subscribe", "resume", "opt in", "optin"})
+# Words that restore texts only when the number has opted out (otherwise "yes" answers the bot).
+OPT_IN_IF_OPTED_OUT = OPT_IN_WORDS | {"yes", "y", "start texts", "start again", "resubscribe"}
+HELP_WORDS = frozenset({"help", "info", "information"})
+
+_TEXTS = r"(?:texts?|texting|messages?|messaging|msgs?|sms|reminders?|notifications?|alerts?)"
+# Plain-language revocations. Each pattern must name the texts (or "me"), never an appointment.
+REVOCATIONS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        rf"^(?:please |pls |plz )?(?:stop|quit|cease) (?:all |these |your |the |sending (?:me )?)*(?:texting|{_TEXTS})(?: me| to me| please)*$",
+        rf"^(?:please |pls |plz )?(?:stop|quit) (?:texting|messaging|contacting|sending) (?:me|this number)\b.*$",
+        rf"^(?:please |pls |plz )?(?:do not|dont|don't|never) (?:text|message|contact|sms) (?:me|this number)(?: again| any ?more| anymore)?\b.*$",
+        rf"^(?:please |pls |plz )?(?:remove|take|delete) (?:me|this number|my number) (?:off|from) (?:your |the |this |all )*(?:list|lists|texts?|texting|messages|mailing list|contact list)\b.*$",
+        r"^(?:please |pls |plz )?(?:unsubscribe(?: me)?|opt (?:me )?out)\b.*$",
+        rf"^(?:i )?(?:do not|dont|don't) want (?:any )?(?:more )?(?:these |your )?{_TEXTS}(?: any ?more| from you)?$",
+        rf"^no more {_TEXTS}(?: please| pls)?$",
+        r"^(?:i )?(?:revoke|withdraw) (?:my )?consent\b.*$",
+        r"^leave me alone$",
+        r"^wrong number(?: stop)?$",
+    )
+)
+_APPOINTMENT = re.compile(r"\b(?:appointment|appt|visit|booking|reservation|surgery|procedure|exam|refill)\b")
+
+
+def _plain(text: str) -> str:
+    """Lower case, accents folded, punctuation dropped, single spaces."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("\u2019", "'")
+    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    return " ".join(text.split())
+
+
+def classify_keyword(text: str) -> Optional[str]:
+    """``opt_out``, ``opt_in``, ``help`` or None (a message for the bot).
+
+    "yes" is None here: it only restores texts for a number that has opted out, which the
+    caller knows (see :func:`is_opt_in_word`).
+    """
+    plain = _plain(text)
+    if not plain:
+        return None
+    if plain in OPT_OUT_WORDS:
+        return OPT_OUT
+    if plain in OPT_IN_WORDS:
+        return OPT_IN
+    if plain in HELP_WORDS:
+        return HELP
+    if not _APPOINTMENT.search(plain) and any(p.match(plain) for p in REVOCATIONS):
+        return OPT_OUT
+    return None
+
+
+def is_opt_in_word(text: str) -> bool:
+    """Whether ``text`` asks to resume texts, counting "yes" (meant only after an opt-out)."""
+    return _plain(text) in OPT_IN_IF_OPTED_OUT

@@ -1,0 +1,118 @@
+"""Evaluate the trained model's intent classification on the held-out set.
+
+``python -m bot.nlu_eval [--model PATH] [--data tests/nlu/holdout.yml] [--out results/]``
+parses every held-out example with the trained model and reports per-intent precision,
+recall and F1, and the macro F1 (a prediction of ``nlu_fallback`` counts as a miss). The
+held-out examples are written separately from the training data and never trained on.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+from bot.config import ROOT
+from bot.training import model_path, rasa_env
+
+HOLDOUT = ROOT / "tests" / "nlu" / "holdout.yml"
+
+
+def load_examples(path: Path) -> List[Tuple[str, str]]:
+    """(text, intent) pairs from a Rasa NLU YAML file."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    pairs = []
+    for block in doc.get("nlu", []):
+        if "intent" not in block:
+            continue
+        for line in str(block.get("examples", "")).splitlines():
+            text = line.strip()
+            if text.startswith("- "):
+                pairs.append((text[2:].strip(), block["intent"]))
+    return pairs
+
+
+async def _predict(model: Path, texts: List[str]) -> List[str]:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model))
+    predicted = []
+    for text in texts:
+        parsed = await agent.parse_message(text)
+        predicted.append((parsed.get("intent") or {}).get("name") or "none")
+    return predicted
+
+
+def evaluate(model: Optional[Path] = None, data: Path = HOLDOUT) -> Dict:
+    """Per-intent and macro scores of ``model`` on ``data``."""
+    import os
+
+    from sklearn.metrics import precision_recall_fscore_support
+
+    os.environ.update({k: v for k, v in rasa_env().items() if k not in os.environ})
+    logging.getLogger("rasa").setLevel(logging.ERROR)
+    examples = load_examples(data)
+    texts, truth = [t for t, _ in examples], [i for _, i in examples]
+    predicted = asyncio.run(_predict(model or model_path(), texts))
+    labels = sorted(set(truth))
+    p, r, f, n = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
+    per_intent = {label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "n": int(n[i])}
+                  for i, label in enumerate(labels)}
+    errors = [{"intent": t, "predicted": y, "text": x} for x, t, y in zip(texts, truth, predicted) if t != y]
+    return {
+        "n": len(examples),
+        "accuracy": sum(t == y for t, y in zip(truth, predicted)) / max(len(examples), 1),
+        "macro_f1": float(sum(f) / max(len(f), 1)),
+        "per_intent": per_intent,
+        "errors": errors,
+    }
+
+
+def to_markdown(result: Dict) -> str:
+    lines = [
+        "# NLU evaluation on the held-out set",
+        "",
+        f"{result['n']} held-out examples; accuracy {result['accuracy']:.3f}; **macro F1 {result['macro_f1']:.3f}**",
+        "",
+        "| intent | precision | recall | F1 | n |",
+        "|---|---|---|---|---|",
+    ]
+    for intent, s in result["per_intent"].items():
+        lines.append(f"| {intent} | {s['precision']:.2f} | {s['recall']:.2f} | {s['f1']:.2f} | {s['n']} |")
+    lines += ["", "## Misclassified", "", "| expected | predicted | text (synthetic) |", "|---|---|---|"]
+    for e in result["errors"]:
+        lines.append(f"| {e['intent']} | {e['predicted']} | {e['text']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--data", type=Path, default=HOLDOUT)
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    args = parser.parse_args(argv)
+    result = evaluate(args.model, args.data)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = to_markdown(result)
+    (args.out / "nlu_holdout.md").write_text(report, encoding="utf-8")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"held-out NLU: macro F1 {result['macro_f1']:.3f} over {result['n']} examples")
+        for col in ("intent", "precision", "recall", "F1", "n"):
+            table.add_column(col, justify="left" if col == "intent" else "right")
+        for intent, s in result["per_intent"].items():
+            table.add_row(intent, f"{s['precision']:.2f}", f"{s['recall']:.2f}", f"{s['f1']:.2f}", str(s["n"]))
+        Console().print(table)
+    except ImportError:
+        print(report)
+    print(f"report written to {args.out / 'nlu_holdout.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The words the bot uses when it speaks about appointments and escalations.
+
+Kept in one module so the neutral replies stay identical wherever they are used: an unknown
+number and a known number without an upcoming appointment must get the same text, so a reply
+never reveals whether someone is a patient here.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.office import Office
+
+
+def when_text(start: datetime, office: Office) -> str:
+    """``Tue, Jan 15 at 9:30 AM`` in the office's time zone."""
+    local = start.astimezone(office.timezone)
+    hour = local.strftime("%I").lstrip("0")
+    return f"{local:%a, %b} {local.day} at {hour}:{local:%M %p}"
+
+
+def no_appointment(office: Office) -> str:
+    return (
+        "I don't have an upcoming appointment I can share by text for this number. "
+        f"To book or check an appointment, please call {office.name} at {office.phone}."
+    )
+
+
+def appointment_notice(start: datetime, office: Office) -> str:
+    return (
+        f"Your next appointment at {office.name} is {when_text(start, office)}. "
+        f"Reply C to confirm, R to reschedule, or call {office.phone} to cancel."
+    )
+
+
+def confirmed(start: datetime, office: Office) -> str:
+    return f"Thank you, you're confirmed for {when_text(start, office)} at {office.name}. See you then!"
+
+
+def ask_cancel(start: datetime, office: Office) -> str:
+    return f"Do you want to cancel your appointment on {when_text(start, office)}? Reply Y to cancel or N to keep it."
+
+
+def cancelled(start: datetime, office: Office) -> str:
+    return (
+        f"Your appointment on {when_text(start, office)} is cancelled. "
+        f"To book a new one, reply R or call {office.phone}."
+    )
+
+
+def kept(office: Office) -> str:
+    return "OK, your appointment stays as it is. Anything else I can help with?"
+
+
+def reschedule_requested(office: Office) -> str:
+    return (
+        "I've asked our scheduling team to find you a new time; they'll contact you. "
+        f"Your current appointment stays booked until then. You can also call {office.phone}."
+    )
+
+
+def running_late(office: Office) -> str:
+    policy = f" {office.late_policy}" if office.late_policy else ""
+    return f"Thanks for letting us know, we've told the front desk.{policy} Questions? Call {office.phone}."
+
+
+def escalation_notice(office: Office, now: datetime) -> str:
+    """What happens next after a hand-off to staff, by office hours."""
+    if office.is_open(now):
+        return "I've passed your message to our staff. A staff member will reply here shortly."
+    return (
+        f"I've passed your message to our staff. The office is closed now; a staff member will "
+        f"reply {office.after_hours_reply_by}. If this is an emergency, call 911."
+    )
+
+
+def rephrase(office: Office) -> str:
+    return (
+        "Sorry, I didn't understand that. Could you say it another way? I can help with "
+        "appointments (confirm, cancel, reschedule), office hours, location, parking, insurance, "
+        "billing, refills and the patient portal."
+    )
+
+
+# -- the safety gate's own words (no PHI, no record data) -----------------------------------
+HELP_LIMIT = 160
+
+
+def help_text(office: Office) -> str:
+    """The HELP reply: who we are, how often, rates, how to get help and how to stop (<= 160)."""
+    text = (f"{office.name}: appointment & office texts. Msg frequency varies. Msg&data rates may apply. "
+            f"Help: {office.phone}. Reply STOP to opt out.")
+    if len(text) > HELP_LIMIT:  # a long office name: drop the frequency clause before anything else
+        text = f"{office.name}: Msg&data rates may apply. Help: {office.phone}. Reply STOP to opt out."
+    return text[:HELP_LIMIT]
+
+
+def opted_out(office: Office) -> str:
+    return (f"{office.name}: You're unsubscribed and will get no more texts from us. "
+            "Reply START to resubscribe. In an emergency call 911.")
+
+
+def opted_in(office: Office) -> str:
+    return (f"{office.name}: You're subscribed again to appointment and office texts. "
+            "Msg&data rates may apply. Reply HELP for help, STOP to opt out.")

@@ -1,0 +1,105 @@
+"""The gateway: the only process that listens for the outside world.
+
+``python -m channels.app`` serves, on ``GATEWAY_HOST:GATEWAY_PORT``:
+
+* ``POST /sms/inbound``  signed SMS webhook (channels.sms)
+* ``GET /healthz``       200 only when Redis, Rasa (with its encrypted tracker store) and the
+                         action server all answer; 503 with the failing part otherwise.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Optional
+
+import aiohttp
+from aiohttp import web
+
+from bot.config import Settings, settings as load_settings
+from bot.crypto import keyring
+from bot.logging_setup import configure_logging
+from bot.office import load_office
+from bot.redis_client import async_redis
+from channels import sms
+from channels.pipeline import InboundPipeline
+from channels.rasa_client import RasaClient
+
+logger = logging.getLogger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    checks = {}
+    try:
+        checks["redis"] = bool(await app["redis"].ping())
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = False
+        checks["redis_error"] = exc.__class__.__name__
+    rasa = await app["rasa"].health()
+    checks["rasa"] = rasa.get("ok", False)
+    if not checks["rasa"]:
+        checks["rasa_error"] = rasa.get("reason", "unavailable")
+    try:
+        async with app["http"].get(app["settings"].action_url + "/health",
+                                   timeout=aiohttp.ClientTimeout(total=3)) as resp:
+            checks["actions"] = resp.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        checks["actions"] = False
+    healthy = checks["redis"] and checks["rasa"] and checks["actions"]
+    return web.json_response({"status": "ok" if healthy else "unavailable", **checks},
+                             status=200 if healthy else 503)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler):
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    except Exception:  # noqa: BLE001 - never a traceback to the caller, never text in the log
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        response = web.Response(status=500, text="internal error")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+def create_app(cfg: Optional[Settings] = None) -> web.Application:
+    cfg = cfg or load_settings()
+    app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+    app["settings"] = cfg
+
+    async def start(app: web.Application) -> None:
+        app["redis"] = async_redis(cfg)
+        app["http"] = aiohttp.ClientSession()
+        app["rasa"] = RasaClient(cfg.rasa_url, cfg.rasa_secret, cfg.rasa_reply_timeout)
+        await app["rasa"].start()
+        app["pipeline"] = InboundPipeline(
+            app["redis"], keyring(cfg.data_key), app["rasa"], load_office(cfg.office_config), cfg.redis_prefix
+        )
+
+    async def stop(app: web.Application) -> None:
+        await app["rasa"].close()
+        await app["http"].close()
+        await app["redis"].close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    app.router.add_get("/healthz", healthz)
+    sms.add_routes(app)
+    return app
+
+
+def main() -> None:
+    cfg = load_settings()
+    configure_logging(cfg.log_level)
+    load_office(cfg.office_config)  # fail at start-up on a bad office.yml
+    web.run_app(create_app(cfg), host=cfg.gateway_host, port=cfg.gateway_port, access_log=None,
+                print=lambda *_: logger.info("gateway listening on %s:%s", cfg.gateway_host, cfg.gateway_port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The order of checks every inbound patient message goes through, whatever its channel.
+
+The channel (SMS, web chat) has already authenticated the request and normalised the sender.
+Then, in this order (see DESIGN.md):
+
+2. idempotency: a message id seen before returns the first reply, with no second side effect;
+3. rate limit per sender (SMS channel issue);
+4. audit "received";
+5. emergency detector, before everything else that follows;
+6. opt-out / opt-in / HELP keywords;
+7. hand-off: a conversation held by staff goes to the staff inbox;
+8. Rasa, then the PHI egress guard on each reply.
+
+Message text is never logged; conversations are referred to by their pseudonym.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import unicodedata
+from dataclasses import dataclass
+from typing import List, Optional
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot import phi, replies
+from bot.consent import ConsentRegistry
+from bot.crypto import KeyRing, conversation_id, phone_index
+from bot.handoff import HandoffQueue
+from bot.keywords import classify_keyword, is_opt_in_word
+from bot.office import Office
+from bot.safety import Emergency, detect_emergency, redirect_reply
+from channels.rasa_client import BotReply, RasaClient, RasaUnavailable
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL_SECONDS = 48 * 3600  # providers retry for up to a day; keep twice that
+PENDING = "pending"
+MAX_TEXT_CHARS = 1600  # longest SMS concatenation carriers deliver
+
+
+class RetryLater(Exception):
+    """Nothing was processed and the sender should retry (the channel answers 503)."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    channel: str  # "sms" | "web"
+    sender: str  # E.164 number for SMS, session id for web chat
+    text: str
+    message_id: str
+
+
+def clean_text(text: str) -> str:
+    """Drop control and format characters (keep newlines), trim, and cap the length."""
+    kept = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    return kept.strip()[:MAX_TEXT_CHARS]
+
+
+class InboundPipeline:
+    def __init__(self, redis: aioredis.Redis, keys: KeyRing, rasa: RasaClient, office: Office, prefix: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.rasa = rasa
+        self.office = office
+        self.prefix = prefix
+        self.consent = ConsentRegistry(redis, keys, prefix)
+        self.handoff = HandoffQueue(redis, prefix)
+
+    # -- replies the gateway gives on its own -----------------------------------------------
+    def unavailable_reply(self) -> str:
+        return (
+            "Sorry, I can't answer right now. If this is an emergency, call 911. "
+            f"Otherwise please call {self.office.name} at {self.office.phone}."
+        )
+
+    def empty_reply(self) -> str:
+        return "Your message came through empty. How can I help? You can ask about your appointment or our office."
+
+    # -- step 2: idempotency ----------------------------------------------------------------
+    def _idem_key(self, msg: Inbound) -> str:
+        return f"{self.prefix}idem:{msg.channel}:{self.keys.blind_index(msg.message_id, 'message-id')[:40]}"
+
+    async def _claim(self, msg: Inbound) -> Optional[List[str]]:
+        """None if this message is new (and now claimed); else the replies it got first."""
+        key = self._idem_key(msg)
+        if await self.redis.set(key, PENDING, nx=True, ex=IDEMPOTENCY_TTL_SECONDS):
+            return None
+        for _ in range(100):  # the first delivery may still be in flight: wait for its answer
+            stored = await self.redis.get(key)
+            stored = stored.decode() if isinstance(stored, bytes) else stored
+            if stored and stored != PENDING:
+                return json.loads(self.keys.decrypt_text(stored, key))
+            await asyncio.sleep(0.05)
+        return []
+
+    async def _remember(self, msg: Inbound, texts: List[str]) -> None:
+        key = self._idem_key(msg)
+        sealed = self.keys.encrypt_text(json.dumps(texts), key)
+        await self.redis.set(key, sealed, ex=IDEMPOTENCY_TTL_SECONDS)
+
+    # -- the whole path ---------------------------------------------------------------------
+    async def handle(self, msg: Inbound) -> List[str]:
+        """Process one authenticated, normalised message; return the texts to send back.
+
+        Raises :class:`RetryLater` when a consent change could not be recorded: the provider
+        must retry rather than the patient be told an opt-out happened that did not.
+        """
+        text = clean_text(msg.text)
+        # Pure and in-process: known before any I/O, so it survives a Redis or Rasa outage.
+        emergency = detect_emergency(text) if text else None
+        try:
+            earlier = await self._claim(msg) if msg.message_id else None
+            if earlier is not None:
+                logger.info("duplicate delivery of a %s message; replaying the first answer", msg.channel)
+                return earlier
+            out = await self._process(msg, text, emergency)
+            if msg.message_id:
+                await self._remember(msg, out)
+            return out
+        except Exception as exc:
+            await self._release(msg)
+            if emergency:  # whatever failed, a person in danger still gets the redirect
+                logger.error("%s after an emergency was detected; sending the redirect anyway", exc.__class__.__name__)
+                return [self._redirect(emergency)]
+            if not isinstance(exc, RedisError):
+                raise
+            logger.error("Redis unavailable (%s): failing closed", exc.__class__.__name__)
+            if classify_keyword(text) in ("opt_out", "opt_in"):
+                raise RetryLater("consent change could not be recorded") from None
+            return [self.unavailable_reply()]
+
+    async def _release(self, msg: Inbound) -> None:
+        """Forget a claimed message id so the provider's retry is processed afresh."""
+        if not msg.message_id:
+            return
+        try:
+            await self.redis.delete(self._idem_key(msg))
+        except RedisError:
+            pass
+
+    def _redirect(self, emergency: Emergency) -> str:
+        return redirect_reply(emergency, self.office.phone, self.office.emergency)
+
+    async def _process(self, msg: Inbound, text: str, emergency: Optional[Emergency]) -> List[str]:
+        conversation = conversation_id(self.keys, msg.channel, msg.sender)
+
+        # 5. Emergencies: first, whatever the consent or hand-off state.
+        if emergency is not None:
+            logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
+                           emergency.category, emergency.rule, conversation)
+            try:
+                await self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency")
+            except RedisError:
+                logger.exception("could not queue the emergency follow-up for conversation %s", conversation)
+            return [self._redirect(emergency)]
+
+        # 6. Opt-out / opt-in / HELP, deterministic, before the NLU.
+        if msg.channel == "sms":
+            gate = await self._keywords(msg, text, conversation)
+            if gate is not None:
+                return gate
+
+        if not text:
+            return [self.empty_reply()]
+
+        # 8. Rasa, then the egress guard.
+        try:
+            bot_replies = await self.rasa.send(conversation, text, msg.channel, msg.message_id)
+        except RasaUnavailable as exc:
+            logger.error("Rasa unavailable for conversation %s: %s", conversation, exc)
+            return [self.unavailable_reply()]
+        return self.egress_guard(conversation, bot_replies, verified=False)
+
+    async def _keywords(self, msg: Inbound, text: str, conversation: str) -> Optional[List[str]]:
+        """The keyword gate's answer, or None to let the message go on to the bot."""
+        phone_idx = phone_index(self.keys, msg.sender)
+        state = await self.consent.state(phone_idx)
+        keyword = classify_keyword(text)
+        if keyword == "opt_out":
+            if state.opted_out:
+                return []  # one confirmation only, then silence
+            await self.consent.record_opt_out(phone_idx, "keyword", text)  # effective before the reply
+            logger.info("opt-out recorded for conversation %s", conversation)
+            return [replies.opted_out(self.office)]
+        if keyword == "opt_in" or (state.opted_out and is_opt_in_word(text)):
+            await self.consent.record_opt_in(phone_idx, "keyword", text)
+            logger.info("opt-in recorded for conversation %s", conversation)
+            return [replies.opted_in(self.office)]
+        if state.opted_out:
+            return []  # no message of any kind until the number opts back in
+        if keyword == "help":
+            return [replies.help_text(self.office)]
+        return None
+
+    def egress_guard(self, conversation: str, bot_replies: List[BotReply], verified: bool) -> List[str]:
+        """Drop (and log as an incident) any reply whose class the conversation may not get."""
+        allowed = []
+        for reply in bot_replies:
+            if phi.egress_allowed(reply.phi_class, verified):
+                allowed.append(reply.text)
+            else:
+                logger.critical(
+                    "INCIDENT blocked a %r reply to unverified conversation %s", reply.phi_class, conversation
+                )
+        return allowed

@@ -1,0 +1,72 @@
+"""The gateway's client for the Rasa-side connector (channels.rasa_connector).
+
+One pooled aiohttp session per gateway process; every call carries the shared secret and a
+timeout, and every failure becomes :class:`RasaUnavailable` so the gateway can answer the
+patient with a clear holding reply instead of a traceback.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Dict, List
+
+import aiohttp
+
+
+# The shared-secret header the Rasa-side connector requires (channels.rasa_connector).
+SECRET_HEADER = "X-Patientbot-Secret"
+WEBHOOK_PATH = "/webhooks/patientbot/webhook"
+HEALTH_PATH = "/webhooks/patientbot/health"
+
+
+class RasaUnavailable(Exception):
+    """Rasa did not answer in time, refused, or answered with an error."""
+
+
+@dataclass(frozen=True)
+class BotReply:
+    text: str
+    phi_class: str
+
+
+class RasaClient:
+    def __init__(self, base_url: str, secret: str, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {SECRET_HEADER: secret}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            headers=self._headers, connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=60)
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, conversation: str, text: str, channel: str, message_id: str) -> List[BotReply]:
+        """Hand one patient message to Rasa and return the bot's replies."""
+        assert self._session is not None, "RasaClient.start() was not awaited"
+        payload = {"sender": conversation, "text": text, "channel": channel, "message_id": message_id}
+        try:
+            async with self._session.post(self.base_url + WEBHOOK_PATH, json=payload, timeout=self._timeout) as resp:
+                if resp.status != 200:
+                    raise RasaUnavailable(f"Rasa answered HTTP {resp.status}")
+                body: Dict[str, Any] = await resp.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise RasaUnavailable(exc.__class__.__name__) from None
+        return [
+            BotReply(str(m.get("text", "")), str(m.get("phi_class", "")))
+            for m in body.get("messages", [])
+            if isinstance(m, dict) and m.get("text")
+        ]
+
+    async def health(self) -> Dict[str, Any]:
+        assert self._session is not None
+        try:
+            async with self._session.get(self.base_url + HEALTH_PATH, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                body = await resp.json(content_type=None)
+                return {"ok": resp.status == 200, **(body if isinstance(body, dict) else {})}
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            return {"ok": False, "reason": exc.__class__.__name__}

@@ -1,0 +1,131 @@
+"""The Rasa-side end of the gateway connection (loaded by Rasa from credentials.yml).
+
+Rasa listens on loopback only and this is its only input channel. Every request must carry
+the shared secret (``X-Patientbot-Secret``); anything else gets 403 and is not processed.
+Replies go back with their PHI class, which the gateway's egress guard checks.
+
+It also refuses to work on a silently degraded Rasa: if the tracker store in use is not the
+encrypted Redis store (Rasa falls back to memory when a custom store fails to load), both the
+health check and every message answer 503, and Rasa's fail-safe wrapper is made to re-raise
+store errors so an unreadable tracker is never replaced by a fresh conversation.
+
+Message text is never logged here, at any level.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+
+from channels.rasa_client import SECRET_HEADER
+from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLASS = "public"
+
+
+class GatewayOutput(OutputChannel):
+    """Collects the bot's replies, each with the PHI class the action gave it."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "patientbot"
+
+    def __init__(self) -> None:
+        self.messages: List[Dict[str, str]] = []
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        text = message.get("text")
+        if not text:
+            return  # images, buttons without text etc. are not sent over SMS
+        custom = message.get("custom")
+        phi_class = custom.get("phi_class", DEFAULT_CLASS) if isinstance(custom, dict) else DEFAULT_CLASS
+        self.messages.append({"text": str(text), "phi_class": str(phi_class)})
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        self.messages.append({"text": text, "phi_class": DEFAULT_CLASS})
+
+
+class GatewayInput(InputChannel):
+    """Input channel for the patientbot gateway: ``/webhooks/patientbot/webhook``."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "patientbot"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "GatewayInput":
+        env_name = (credentials or {}).get("secret_env", "RASA_GATEWAY_SECRET")
+        secret = os.environ.get(env_name, "")
+        if len(secret) < 16:
+            raise ValueError(f"the gateway connector needs {env_name} (at least 16 characters) in the environment")
+        return cls(secret)
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode("utf-8")
+
+    def _authorised(self, request: Request) -> bool:
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8")
+        return hmac.compare_digest(given, self._secret)
+
+    @staticmethod
+    def _store_problem(request: Request) -> Optional[str]:
+        agent = getattr(request.app.ctx, "agent", None)
+        if agent is None or not agent.is_ready():
+            return "model not loaded"
+        if not is_secure_store(agent.tracker_store):
+            store = underlying_store(agent.tracker_store).__class__.__name__
+            logger.critical("ALERT Rasa is using %s, not the encrypted Redis tracker store; refusing messages", store)
+            return f"tracker store is {store}, not the encrypted Redis store"
+        make_failures_loud(agent.tracker_store)
+        return None
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("patientbot_gateway", __name__)
+
+        @bp.route("/health", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            if not self._authorised(request):
+                return response.json({"error": "forbidden"}, status=403)
+            problem = self._store_problem(request)
+            if problem:
+                return response.json({"status": "unavailable", "reason": problem}, status=503)
+            store = underlying_store(request.app.ctx.agent.tracker_store)
+            try:
+                store.red.ping()
+            except Exception as exc:  # noqa: BLE001 - any Redis failure means not healthy
+                return response.json({"status": "unavailable", "reason": f"redis: {exc.__class__.__name__}"}, status=503)
+            return response.json({"status": "ok", "tracker_store": store.__class__.__name__})
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if not self._authorised(request):
+                logger.warning("refused a request without the gateway secret")
+                return response.json({"error": "forbidden"}, status=403)
+            problem = self._store_problem(request)
+            if problem:
+                return response.json({"error": "unavailable", "reason": problem}, status=503)
+            body = request.json if isinstance(request.json, dict) else {}
+            sender, text = body.get("sender"), body.get("text")
+            if not isinstance(sender, str) or not sender or not isinstance(text, str):
+                return response.json({"error": "sender and text are required"}, status=400)
+            metadata = {"channel": str(body.get("channel", "")), "message_id": str(body.get("message_id", ""))}
+            collector = GatewayOutput()
+            try:
+                await on_new_message(
+                    UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
+                )
+            except Exception as exc:  # noqa: BLE001 - report, never leak the text
+                logger.error("message processing failed for conversation %s: %s", sender, exc.__class__.__name__)
+                return response.json({"error": "processing_failed"}, status=500)
+            return response.json({"messages": collector.messages})
+
+        return bp

@@ -1,0 +1,73 @@
+"""Helpers for gateway tests: a stand-in Rasa connector and signed-webhook builders."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any, Dict, List
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from bot.config import load_settings
+from channels.app import create_app
+from channels.rasa_client import SECRET_HEADER
+
+SENDER = "+15550100121"  # synthetic
+
+
+class StubRasa:
+    """Stands in for the Rasa connector: records each call, answers with ``self.replies``."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.calls: List[Dict[str, Any]] = []
+        self.replies: List[Dict[str, str]] = [{"text": "hello from the bot", "phi_class": "public"}]
+        self.status = 200
+
+    def app(self) -> web.Application:
+        app = web.Application()
+
+        async def webhook(request: web.Request) -> web.Response:
+            assert request.headers.get(SECRET_HEADER) == self.secret
+            self.calls.append(await request.json())
+            if self.status != 200:
+                return web.json_response({"error": "x"}, status=self.status)
+            return web.json_response({"messages": self.replies})
+
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        app.router.add_post("/webhooks/patientbot/webhook", webhook)
+        app.router.add_get("/webhooks/patientbot/health", health)
+        app.router.add_get("/health", health)
+        return app
+
+
+async def make_gateway(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
+    stub = StubRasa(settings_env["RASA_GATEWAY_SECRET"])
+    rasa_server = await aiohttp_server(stub.app())
+    monkeypatch.setenv("RASA_PORT", str(rasa_server.port))
+    monkeypatch.setenv("ACTION_PORT", str(rasa_server.port))
+    monkeypatch.setenv("RASA_REPLY_TIMEOUT", "2")
+    cfg = load_settings()
+    client = await aiohttp_client(create_app(cfg))
+    return client, stub, cfg
+
+
+def sign(cfg, params: Dict[str, str], url: str = None) -> str:
+    return RequestValidator(cfg.sms_auth_token).compute_signature(url or cfg.public_base_url + "/sms/inbound", params)
+
+
+def sms(body: str, sid: str = "SM00000000000000000000000000000001", sender: str = SENDER) -> Dict[str, str]:
+    return {"From": sender, "To": "+15550100000", "Body": body, "MessageSid": sid,
+            "AccountSid": "AC00000000000000000000000000000000", "NumMedia": "0"}
+
+
+async def post(client, cfg, params, signature=None, headers=None):
+    h = {"X-Twilio-Signature": sign(cfg, params) if signature is None else signature, **(headers or {})}
+    return await client.post("/sms/inbound", data=params, headers=h)
+
+
+def messages(xml: str) -> List[str]:
+    return [m.text or "" for m in ET.fromstring(xml).iter("Message")]
+
+

@@ -1,0 +1,226 @@
+"""End to end: the whole stack (action server, Rasa, gateway) started as ``make up`` starts it,
+on its own ports and Redis prefix, and a synthetic patient texting through signed webhooks."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+import redis
+
+from bot.appointments import AppointmentStore
+from bot.chat import parse_twiml, signed_sms
+from bot.config import ROOT, load_settings
+from bot.crypto import KeyRing
+from bot.fhir import load_bundle_file
+from bot.office import load_office
+from bot.stack import Stack
+from bot.training import model_path, rasa_bin
+from tests.conftest import TEST_REDIS_URL, make_test_env, purge
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DEMO_NUMBER = "+15550100101"  # synthetic demo patient (shares the number with a second one)
+BUNDLE = ROOT / "data" / "demo" / "synthetic_bundle.json"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(trained_model, tmp_path_factory) -> Iterator[Stack]:
+    prefix = f"pbe2e{secrets.token_hex(3)}:"
+    env = make_test_env(
+        prefix,
+        GATEWAY_PORT=str(_free_port()), RASA_PORT=str(_free_port()), ACTION_PORT=str(_free_port()),
+        PATIENTBOT_RUN_DIR=str(tmp_path_factory.mktemp("run")),
+    )
+    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+    s = Stack.from_env(env)
+    # The demo bundle, its dates in 2030, so the appointments are upcoming.
+    bundle = load_bundle_file(BUNDLE)
+    store_client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    asyncio.run(AppointmentStore(store_client, KeyRing.from_root(s.cfg.data_key), prefix).import_bundle(bundle, "test"))
+    s.up(timeout=300, train=False)
+    try:
+        yield s
+    finally:
+        s.down(say=lambda *_: None)
+        purge(redis.Redis.from_url(TEST_REDIS_URL), prefix)
+
+
+def text(stack: Stack, body: str, sender: str = DEMO_NUMBER) -> List[str]:
+    data, headers = signed_sms(stack.cfg, sender, body)
+    req = urllib.request.Request(f"{stack.cfg.public_base_url}/sms/inbound", data=data, headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return parse_twiml(resp.read().decode())
+
+
+def _appointment_history(stack: Stack, fhir_id: str) -> Dict:
+    client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    store = AppointmentStore(client, KeyRing.from_root(stack.cfg.data_key), stack.cfg.redis_prefix)
+    appt = asyncio.run(store.get_appointment(store.appointment_ref(fhir_id)))
+    return appt.data
+
+
+def test_the_demo_conversation(stack):
+    office = load_office(stack.cfg.office_config)
+    [greeting] = text(stack, "hi")
+    assert "assistant" in greeting and "911" in greeting
+
+    [notice] = text(stack, "when is my appointment")
+    assert office.name in notice and "Jan 15" in notice and "9:30 AM" in notice
+    assert "physical" not in notice.lower()  # service type is PHI: never before verification
+
+    [confirmed] = text(stack, "C")
+    assert "confirmed" in confirmed
+    history = _appointment_history(stack, "demo-appt-1")["history"]
+    assert history[-1]["action"] == "confirmed" and history[-1]["actor"] == "patient:sms"
+
+    assert text(stack, "what are your hours") == [office.faq_answer("ask_hours")]
+    assert text(stack, "where do I park") == [office.faq_answer("ask_parking")]
+
+    [handoff] = text(stack, "can I talk to someone")
+    assert "staff" in handoff
+
+
+def test_cancel_needs_a_yes(stack):
+    sender = "+15550100102"  # the other synthetic patient
+    [question] = text(stack, "I need to cancel my appointment", sender)
+    assert "Reply Y" in question
+    assert _appointment_history(stack, "demo-appt-3")["status"] == "booked"
+    [done] = text(stack, "yes", sender)
+    assert "cancelled" in done
+    assert _appointment_history(stack, "demo-appt-3")["status"] == "cancelled"
+
+
+def test_unknown_number_gets_the_neutral_reply(stack):
+    office = load_office(stack.cfg.office_config)
+    [reply] = text(stack, "when is my appointment", "+15550100177")
+    assert "I don't have an upcoming appointment" in reply and office.phone in reply
+
+
+def test_unsigned_request_is_refused(stack):
+    data, headers = signed_sms(stack.cfg, DEMO_NUMBER, "hi")
+    headers["X-Twilio-Signature"] = "forged"
+    req = urllib.request.Request(f"{stack.cfg.public_base_url}/sms/inbound", data=data, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 403
+
+
+def test_rasa_and_actions_refuse_callers_without_the_secret(stack):
+    for url in (f"{stack.cfg.rasa_url}/webhooks/patientbot/webhook", f"{stack.cfg.action_url}/webhook"):
+        req = urllib.request.Request(url, data=b'{"sender": "x", "text": "hi", "next_action": "action_answer_faq"}',
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 403
+
+
+def _listening_addresses(port: int) -> List[str]:
+    """Local addresses with a TCP socket listening on ``port``, read from /proc/net."""
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                raw = bytes.fromhex(address)
+                if width == 8:
+                    found.append(".".join(str(b) for b in reversed(raw)))
+                else:  # IPv6 in four little-endian 32-bit words
+                    words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                    found.append(b"".join(words).hex())
+    return found
+
+
+def test_services_listen_on_loopback_only(stack):
+    loopback = {"127.0.0.1", "0" * 31 + "1"}
+    for port in (stack.cfg.gateway_port, stack.cfg.rasa_port, stack.cfg.action_port):
+        addresses = _listening_addresses(port)
+        assert addresses, f"nothing listens on {port}"
+        assert set(addresses) <= loopback, (port, addresses)
+
+
+def test_nothing_readable_in_redis_or_logs(stack):
+    text(stack, "my dob is 01/01/1980 and my name is Alex Demopatient")
+    needles = ["5550100101", "555-010-0101", "Alex", "Demopatient", "1980-01-01", "01/01/1980",
+               "when is my appointment", "what are your hours", "Annual physical", "Routine check-up"]
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    dump = []
+    for key in client.scan_iter(match=f"{stack.cfg.redis_prefix}*"):
+        dump.append(key)
+        kind = client.type(key)
+        if kind == b"string":
+            dump.append(client.get(key))
+        elif kind == b"set":
+            dump.extend(client.smembers(key))
+        elif kind == b"zset":
+            dump.extend(client.zrange(key, 0, -1))
+        elif kind == b"hash":
+            for k, v in client.hgetall(key).items():
+                dump += [k, v]
+    blob = b"\n".join(d if isinstance(d, bytes) else str(d).encode() for d in dump).decode("utf-8", "replace")
+    assert any(k.startswith(f"{stack.cfg.redis_prefix}tracker:") for k in blob.splitlines())
+    logs = "\n".join(stack.log_file(n).read_text(errors="replace") for n in ("actions", "rasa", "gateway"))
+    for needle in needles:
+        assert needle not in blob, f"{needle!r} found in Redis"
+        assert needle not in logs, f"{needle!r} found in the logs"
+
+
+def test_misconfigured_tracker_store_is_refused(stack, tmp_path):
+    """Rasa started with a tracker store it cannot load falls back to memory; we must refuse."""
+    bad = tmp_path / "endpoints.yml"
+    bad.write_text((ROOT / "endpoints.yml").read_text().replace(
+        "bot.tracker_store.EncryptedRedisTrackerStore", "bot.tracker_store.NoSuchStore"))
+    port = _free_port()
+    env = stack.child_env()
+    proc = subprocess.Popen(
+        [rasa_bin(), "run", "--model", str(model_path()), "--endpoints", str(bad),
+         "--credentials", str(ROOT / "credentials.yml"), "--interface", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        headers = {"X-Patientbot-Secret": stack.cfg.rasa_secret, "Content-Type": "application/json"}
+        status = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/patientbot/health", headers=headers)
+            try:
+                urllib.request.urlopen(req, timeout=3)
+                status = 200
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                body = exc.read().decode()
+                if status == 503 and "tracker store" in body:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(1)
+        assert status == 503, "health must refuse an in-memory tracker store"
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/patientbot/webhook",
+                                     data=b'{"sender": "sms-x", "text": "hi"}', headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 503
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)

@@ -1,0 +1,186 @@
+"""The safety gate in the gateway, against the real Redis with a stand-in Rasa: emergencies are
+redirected first and without Rasa (or Redis), opt-out is honoured at once and for good, HELP
+answers within 160 characters, and an acknowledged opt-out survives kill -9 of Redis."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+from bot.config import load_settings
+from bot.consent import OPTED_IN, OPTED_OUT, ConsentRegistry
+from bot.crypto import KeyRing, conversation_id, phone_index
+from bot.handoff import HandoffQueue
+from channels.app import create_app
+from tests.gateway_helpers import SENDER, messages, post, sms
+
+EMERGENCIES = [
+    ("I have crushing chest pain and my left arm is numb", "911", None),
+    ("i want to kill myself", "988", None),
+    ("my toddler drank bleach", "1-800-222-1222", "911"),
+    ("he's hitting me and says he will kill me", "911", None),
+]
+
+
+def sid(n: int) -> str:
+    return f"SM{n:032d}"
+
+
+async def consent_of(cfg, number: str = SENDER):
+    client = redis.asyncio.Redis.from_url(cfg.redis_url)
+    try:
+        registry = ConsentRegistry(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+        idx = phone_index(registry.keys, number)
+        return await registry.state(idx), await registry.history(idx)
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("body,number,also", EMERGENCIES)
+async def test_emergency_is_redirected_before_rasa_and_staff_alerted(gateway, body, number, also):
+    client, stub, cfg = gateway
+    [reply] = messages(await (await post(client, cfg, sms(body, sid(1)))).text())
+    assert number in reply and len(reply) <= 320
+    if also:
+        assert also in reply
+    assert stub.calls == []
+    rc = redis.asyncio.Redis.from_url(cfg.redis_url)
+    conv = conversation_id(KeyRing.from_root(cfg.data_key), "sms", SENDER)
+    entry = await HandoffQueue(rc, cfg.redis_prefix).entry(conv)
+    await rc.close()
+    assert entry["priority"] == "emergency" and entry["reason"] == "emergency_follow_up"
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_emergency_redirect_does_not_need_rasa(gateway, status):
+    client, stub, cfg = gateway
+    stub.status = status
+    [reply] = messages(await (await post(client, cfg, sms("cant breathe", sid(2)))).text())
+    assert "911" in reply
+
+
+async def test_redis_outage_fails_closed_but_still_redirects_emergencies(settings_env, aiohttp_client, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    cfg = load_settings()
+    client = await aiohttp_client(create_app(cfg))
+    [emergency] = messages(await (await post(client, cfg, sms("I took a whole bottle of pills", sid(3)))).text())
+    assert "1-800-222-1222" in emergency or "988" in emergency
+    [other] = messages(await (await post(client, cfg, sms("when is my appointment", sid(4)))).text())
+    assert "can't answer right now" in other
+    # An opt-out that cannot be recorded is never acknowledged: the provider is told to retry.
+    stop = await post(client, cfg, sms("STOP", sid(5)))
+    assert stop.status == 503 and "unsubscribed" not in await stop.text()
+
+
+@pytest.mark.parametrize("word", ["STOP", "stop", " Stop. ", "UNSUBSCRIBE", "cancel", "END", "quit", "opt out",
+                                  "STOPALL", "revoke", "stop texting me"])
+async def test_opt_out_confirms_once_then_silence(gateway, word):
+    client, stub, cfg = gateway
+    [confirmation] = messages(await (await post(client, cfg, sms(word, sid(10)))).text())
+    assert "unsubscribed" in confirmation and "START" in confirmation
+    state, history = await consent_of(cfg)
+    assert state.status == OPTED_OUT and history[-1]["source"] == "keyword" and history[-1]["text"] == word.strip()
+    assert messages(await (await post(client, cfg, sms("when is my appointment", sid(11)))).text()) == []
+    assert messages(await (await post(client, cfg, sms("STOP", sid(12)))).text()) == []  # no second confirmation
+    assert messages(await (await post(client, cfg, sms("HELP", sid(13)))).text()) == []
+    assert stub.calls == []  # nothing reached the bot
+
+
+async def test_emergency_after_opt_out_is_still_redirected(gateway):
+    client, stub, cfg = gateway
+    await post(client, cfg, sms("STOP", sid(20)))
+    [reply] = messages(await (await post(client, cfg, sms("i dont want to be here anymore", sid(21)))).text())
+    assert "988" in reply
+
+
+@pytest.mark.parametrize("word", ["START", "unstop", "YES"])
+async def test_opt_in_after_opt_out_restores_and_keeps_history(gateway, word):
+    client, stub, cfg = gateway
+    await post(client, cfg, sms("STOP", sid(30)))
+    [reply] = messages(await (await post(client, cfg, sms(word, sid(31)))).text())
+    assert "subscribed again" in reply
+    state, history = await consent_of(cfg)
+    assert state.status == OPTED_IN and [h["status"] for h in history] == [OPTED_OUT, OPTED_IN]
+    await post(client, cfg, sms("hi", sid(32)))
+    assert len(stub.calls) == 1  # the bot answers again
+
+
+async def test_yes_without_an_opt_out_goes_to_the_bot(gateway):
+    client, stub, cfg = gateway
+    await post(client, cfg, sms("YES", sid(40)))
+    assert [c["text"] for c in stub.calls] == ["YES"]
+    state, _ = await consent_of(cfg)
+    assert state.status == "unknown"
+
+
+async def test_cancel_my_appointment_is_not_an_opt_out(gateway):
+    client, stub, cfg = gateway
+    await post(client, cfg, sms("cancel my appointment", sid(41)))
+    assert [c["text"] for c in stub.calls] == ["cancel my appointment"]
+    state, _ = await consent_of(cfg)
+    assert state.status != OPTED_OUT
+
+
+@pytest.mark.parametrize("word", ["HELP", "help", "Info"])
+async def test_help_reply(gateway, word):
+    client, stub, cfg = gateway
+    [reply] = messages(await (await post(client, cfg, sms(word, sid(50)))).text())
+    from bot.office import load_office
+
+    office = load_office(cfg.office_config)
+    assert len(reply) <= 160
+    for part in (office.name, office.phone, "Msg&data rates may apply", "STOP"):
+        assert part in reply
+    assert stub.calls == []
+
+
+# -- durability: an acknowledged opt-out survives kill -9 of Redis -----------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_durable_redis(port: int, data_dir) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+         "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("private redis-server did not start")
+
+
+async def test_acknowledged_opt_out_survives_kill_9(settings_env, aiohttp_server, aiohttp_client, monkeypatch, tmp_path):
+    port = _free_port()
+    proc = _start_durable_redis(port, tmp_path)
+    try:
+        monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+        from tests.gateway_helpers import make_gateway
+
+        client, stub, cfg = await make_gateway(settings_env, aiohttp_server, aiohttp_client, monkeypatch)
+        [ack] = messages(await (await post(client, cfg, sms("STOP", sid(60)))).text())
+        assert "unsubscribed" in ack
+        os.kill(proc.pid, signal.SIGKILL)  # the moment after the acknowledgement
+        proc.wait()
+        proc = _start_durable_redis(port, tmp_path)
+        state, history = await consent_of(cfg)
+        assert state.status == OPTED_OUT and len(history) == 1
+    finally:
+        proc.kill()
+        proc.wait()

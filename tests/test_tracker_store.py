@@ -1,0 +1,97 @@
+"""The encrypted Redis tracker store against the real Redis: sealed at rest, expiring, and
+loud on failure (never a silent fresh conversation, never a silent fall-back to memory)."""
+from __future__ import annotations
+
+import pytest
+from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+from bot.tracker_store import (
+    EncryptedRedisTrackerStore, TrackerUnreadable, is_secure_store, make_failures_loud,
+)
+
+SECRET_TEXT = "synthetic message about a rash on my left elbow"
+
+
+def _tracker(sender: str) -> DialogueStateTracker:
+    tracker = DialogueStateTracker(sender, slots=[])
+    tracker.update(ActionExecuted("action_listen"))
+    tracker.update(UserUttered(SECRET_TEXT, {"name": "greet", "confidence": 1.0}))
+    return tracker
+
+
+@pytest.fixture
+def store(settings_env) -> EncryptedRedisTrackerStore:
+    return EncryptedRedisTrackerStore(Domain.empty())
+
+
+async def test_round_trip_and_nothing_readable_at_rest(store, redis_sync, prefix):
+    await store.save(_tracker("sms-abc"))
+    loaded = await store.retrieve("sms-abc")
+    assert loaded.latest_message.text == SECRET_TEXT
+    [key] = list(redis_sync.scan_iter(match=f"{prefix}tracker:*"))
+    raw = redis_sync.get(key)
+    assert b"rash" not in raw and b"elbow" not in raw and raw.startswith(b"pb1.")
+    assert 0 < redis_sync.ttl(key) <= 90 * 24 * 3600
+
+
+async def test_tracker_moved_to_another_conversation_does_not_open(store, redis_sync, prefix):
+    await store.save(_tracker("sms-abc"))
+    redis_sync.set(f"{prefix}tracker:sms-other", redis_sync.get(f"{prefix}tracker:sms-abc"))
+    with pytest.raises(TrackerUnreadable):
+        await store.retrieve("sms-other")
+
+
+async def test_tampered_tracker_raises_instead_of_starting_fresh(store, redis_sync, prefix):
+    await store.save(_tracker("sms-abc"))
+    key = f"{prefix}tracker:sms-abc"
+    raw = bytearray(redis_sync.get(key))
+    raw[-5] = ord("A") if raw[-5] != ord("A") else ord("B")
+    redis_sync.set(key, bytes(raw))
+    with pytest.raises(TrackerUnreadable):
+        await store.retrieve("sms-abc")
+    # Rasa's fail-safe wrapper would return None (a fresh conversation); once made loud it re-raises.
+    wrapped = FailSafeTrackerStore(store)
+    assert await wrapped.retrieve("sms-abc") is None  # Rasa's default: the silent failure we refuse
+    make_failures_loud(wrapped)
+    with pytest.raises(TrackerUnreadable):
+        await wrapped.retrieve("sms-abc")
+
+
+async def test_save_failure_is_not_diverted_to_memory(store, redis_sync, prefix):
+    wrapped = FailSafeTrackerStore(store)
+    make_failures_loud(wrapped)
+    key = f"{prefix}tracker:sms-abc"
+    redis_sync.set(key, "not a ciphertext")
+    with pytest.raises(TrackerUnreadable):
+        await wrapped.save(_tracker("sms-abc"))
+    assert wrapped._fallback_tracker_store is None  # noqa: SLF001 - nothing went to memory
+
+
+def test_rasa_loads_it_from_the_endpoint_config(settings_env):
+    endpoint = EndpointConfig(type="bot.tracker_store.EncryptedRedisTrackerStore", record_exp=60)
+    created = TrackerStore.create(endpoint, Domain.empty())
+    assert is_secure_store(FailSafeTrackerStore(created))
+
+
+def test_a_typo_in_the_store_path_is_detected_as_insecure(settings_env):
+    # Rasa answers a bad module path with an in-memory store and a warning; we must notice.
+    endpoint = EndpointConfig(type="bot.tracker_store.NoSuchStore")
+    with pytest.warns(UserWarning):
+        created = TrackerStore.create(endpoint, Domain.empty())
+    assert not is_secure_store(FailSafeTrackerStore(created))
+    assert not is_secure_store(FailSafeTrackerStore(InMemoryTrackerStore(Domain.empty())))
+
+
+def test_refuses_to_start_without_redis(settings_env, monkeypatch):
+    from bot import config, redis_client
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    config.reset_cache()
+    redis_client._sync.clear()  # noqa: SLF001
+    with pytest.raises(Exception) as err:
+        EncryptedRedisTrackerStore(Domain.empty())
+    assert "connect" in str(err.value).lower() or "refused" in str(err.value).lower()
