@@ -94,6 +94,8 @@ class AppointmentStore:
         for fhir_id, appt in bundle.appointments.items():
             aid, pid = self.appointment_ref(fhir_id), self.patient_ref(appt.patient_id)
             existing = await self.get_appointment(aid)
+            if existing and existing.pid != pid:  # moved to another patient: off the old list
+                writes.zrem(self._k("patient-appts", existing.pid), aid)
             doc = appt.to_dict()
             doc["practitioner_name"] = (
                 bundle.practitioners[appt.practitioner_id].name if appt.practitioner_id else None

@@ -200,10 +200,12 @@ def main(argv: Optional[list] = None) -> int:
     args = parser.parse_args(argv)
     if args.write_env:
         path = Path(args.write_env)
-        if path.exists():
-            raise SystemExit(f"{path} exists; refusing to overwrite its secrets")
-        path.write_text(generate_env_text(), encoding="utf-8")
-        path.chmod(0o600)
+        try:  # created private and exclusively: secrets are never readable by others, never overwritten
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise SystemExit(f"{path} exists; refusing to overwrite its secrets") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(generate_env_text())
         return 0
     load_settings()
     print("settings OK")

@@ -8,6 +8,7 @@ never their values, so no PHI reaches a terminal or log through them.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -112,7 +113,9 @@ def _parse_datetime(raw: Any) -> Optional[datetime]:
     if not isinstance(raw, str):
         return None
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        # Python 3.10 accepts only 3- or 6-digit fractions; FHIR allows any number of digits.
+        raw = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], raw.replace("Z", "+00:00"), count=1)
+        parsed = datetime.fromisoformat(raw)
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None  # FHIR instants carry a zone

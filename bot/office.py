@@ -103,6 +103,9 @@ def parse_office(doc: Mapping) -> Office:
         tz = ZoneInfo(str(doc["timezone"]))
     except (ZoneInfoNotFoundError, ValueError):
         raise OfficeConfigError(f"office.yml timezone: unknown zone {doc['timezone']!r}") from None
+    for section in ("hours", "faq"):
+        if not isinstance(doc[section], Mapping):
+            raise OfficeConfigError(f"office.yml {section}: expected a mapping (one entry per line)")
     hours: Dict[str, Tuple[time, time]] = {}
     for day, span in dict(doc["hours"]).items():
         if day not in DAYS:

@@ -19,8 +19,9 @@ DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def _pairs(params: Params) -> List[Tuple[str, str]]:
+    """Name-value pairs in Twilio's order; a value repeated under one name is signed once."""
     items = params.items() if isinstance(params, Mapping) else params
-    return sorted((str(k), str(v)) for k, v in items)
+    return sorted({(str(k), str(v)) for k, v in items})
 
 
 def compute_signature(auth_token: str, url: str, params: Params) -> str:
@@ -37,7 +38,8 @@ def url_variants(url: str) -> List[str]:
     variants = [url]
     if default is None or parts.hostname is None:
         return variants
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    host = parts.netloc.rpartition("@")[2]  # as written: the signature covers the host's case
+    host = host.rsplit(":", 1)[0] if parts.port is not None else host
     userinfo = parts.netloc.rpartition("@")[0]
     prefix = f"{userinfo}@" if userinfo else ""
     if parts.port is None:

@@ -138,8 +138,6 @@ def test_not_a_mapping_and_missing_file(tmp_path):
         load_office(tmp_path / "office.yml")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG: parse_office calls dict() on hours/faq unchecked; a non-mapping "
-                   "raises a bare ValueError ('dictionary update sequence ...') that names neither field")
 @pytest.mark.parametrize("field", ["hours", "faq"])
 def test_hours_or_faq_that_is_not_a_mapping_is_named(field):
     with pytest.raises(OfficeConfigError, match=field):

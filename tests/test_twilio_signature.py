@@ -22,7 +22,8 @@ DOC_PARAMS = {
 DOC_SIGNATURE_WITH_PORT = "kvajT1Ptam85bY51eRf/AJRuM3w="
 DOC_SIGNATURE = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
 
-SMS = {"MessageSid": "SM" + "0" * 32, "From": "+15550100101", "To": "+15550100199", "Body": "Hi, synthetic", "NumMedia": "0"}
+SMS = {"MessageSid": "SM" + "0" * 32, "From": "+15550100101", "To": "+15550100199",
+       "Body": "Hi, synthetic", "NumMedia": "0"}
 CASES = [
     ("https://bot.example.org/sms/inbound", SMS),
     ("https://bot.example.org:443/sms/inbound", SMS),
@@ -74,8 +75,6 @@ def test_non_default_port_is_not_interchangeable():
     assert url_variants("ftp://bot.example.org/sms") == ["ftp://bot.example.org/sms"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: url_variants() lower-cases the host of the port variant "
-                   "(urlsplit().hostname); Twilio's validator keeps the URL's spelling")
 def test_mixed_case_host_with_default_port_agrees_with_twilio():
     """Twilio signs the configured URL verbatim; a variant must keep the host's spelling."""
     token = secrets.token_hex(16)
@@ -85,10 +84,9 @@ def test_mixed_case_host_with_default_port_agrees_with_twilio():
     assert is_valid_signature(token, received, SMS, signature)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: repeated identical form values are signed once by Twilio "
-                   "(sorted set of values, twilio-python's duplicate vector); _pairs() keeps duplicates")
 def test_repeated_parameter_values_match_twilios_duplicate_vector():
-    form = MultiDict([("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")])
+    form = MultiDict([("Sid", "CA123"), ("SidAccount", "AC123"),
+                      ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")])
     assert RequestValidator(DOC_TOKEN).compute_signature(DOC_URL, form) == "IK+Dwps556ElfBT0I3Rgjkr1wJU="
     assert is_valid_signature(DOC_TOKEN, DOC_URL, form, "IK+Dwps556ElfBT0I3Rgjkr1wJU=")
 
