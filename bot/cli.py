@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -136,6 +137,23 @@ def cmd_handoff_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_actor() -> str:
+    """Who ran the command, for the audit trail: the operating-system account."""
+    import getpass
+
+    try:
+        return f"admin:cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"admin:cli:uid{os.getuid()}"
+
+
+async def _audit(client, cfg, action: str, subject: str, details: dict) -> None:
+    from bot.audit import AuditLog
+    from bot.crypto import keyring
+
+    await AuditLog(client, keyring(cfg.data_key), cfg.redis_prefix).record(_cli_actor(), action, subject, "ok", details)
+
+
 async def _with_registry(fn):
     from bot.consent import ConsentRegistry
     from bot.crypto import keyring
@@ -160,6 +178,7 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
 
     async def show(registry, client, cfg):
         idx = phone_index(registry.keys, number)
+        await _audit(client, cfg, "consent_viewed", idx, {})
         return idx, await registry.state(idx), await registry.history(idx)
 
     idx, state, history = asyncio.run(_with_registry(show))
@@ -180,6 +199,7 @@ def cmd_consent_export(args: argparse.Namespace) -> int:
         async for key in client.scan_iter(match=f"{cfg.redis_prefix}consent-log:*", count=500):
             idx = (key.decode() if isinstance(key, bytes) else key).rsplit(":", 1)[1]
             rows += [{"number_index": idx, **entry} for entry in await registry.history(idx)]
+        await _audit(client, cfg, "consent_exported", "", {"rows": len(rows), "format": args.format})
         return sorted(rows, key=lambda r: (r["at"], r["number_index"]))
 
     rows = asyncio.run(_with_registry(collect))

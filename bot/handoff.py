@@ -60,6 +60,38 @@ class HandoffQueue:
             await self.redis.zadd(self._queue_key, {conversation: score})
         return False
 
+    async def take(self, conversation: str, staff_id: str, at: Optional[datetime] = None) -> None:
+        """A staff member holds the conversation: patient messages go to the inbox, the bot is silent."""
+        at = at or datetime.now(timezone.utc)
+        await self.redis.hset(self._conv_key(conversation), mapping={
+            "status": "held", "held_by": staff_id, "held_since": at.isoformat(),
+        })
+        await self.redis.hsetnx(self._conv_key(conversation), "since", at.isoformat())
+
+    async def hand_back(self, conversation: str) -> None:
+        """Staff are done: the bot answers again and the conversation leaves the queue."""
+        await self.redis.delete(self._conv_key(conversation))
+        await self.redis.zrem(self._queue_key, conversation)
+
+    async def is_held(self, conversation: str) -> bool:
+        status = await self.redis.hget(self._conv_key(conversation), "status")
+        return (status.decode() if isinstance(status, bytes) else status) == "held"
+
+    def _inbox_key(self, conversation: str) -> str:
+        return f"{self.prefix}inbox:{conversation}"
+
+    async def post_to_inbox(self, conversation: str, sealed_text: str) -> None:
+        """Keep a patient message (already encrypted by the caller) for the staff member."""
+        await self.redis.xadd(self._inbox_key(conversation), {"body": sealed_text})
+
+    async def inbox(self, conversation: str) -> List[str]:
+        """The sealed messages waiting for staff, oldest first."""
+        out = []
+        for _, fields in await self.redis.xrange(self._inbox_key(conversation)):
+            token = fields.get(b"body") or fields.get("body")
+            out.append(token.decode() if isinstance(token, bytes) else token)
+        return out
+
     async def entry(self, conversation: str) -> Optional[Dict[str, str]]:
         raw = await self.redis.hgetall(self._conv_key(conversation))
         if not raw:

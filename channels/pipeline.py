@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot import phi, replies
+from bot.audit import SYSTEM, AuditLog
 from bot.consent import ConsentRegistry
 from bot.crypto import KeyRing, conversation_id, phone_index
 from bot.handoff import HandoffQueue
@@ -68,6 +69,7 @@ class InboundPipeline:
         self.prefix = prefix
         self.consent = ConsentRegistry(redis, keys, prefix)
         self.handoff = HandoffQueue(redis, prefix)
+        self.audit = AuditLog(redis, keys, prefix)
 
     # -- replies the gateway gives on its own -----------------------------------------------
     def unavailable_reply(self) -> str:
@@ -146,22 +148,29 @@ class InboundPipeline:
 
     async def _process(self, msg: Inbound, text: str, emergency: Optional[Emergency]) -> List[str]:
         conversation = conversation_id(self.keys, msg.channel, msg.sender)
+        # 4. Audit "received" (the body sealed in the event's details).
+        await self.audit.record(SYSTEM, "message_received", conversation, "ok",
+                                {"channel": msg.channel, "body": text})
+        out = await self._decide(msg, text, emergency, conversation)
+        await self.audit.record(SYSTEM, "message_sent", conversation, "ok",
+                                {"channel": msg.channel, "replies": out})
+        return out
 
+    async def _decide(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str) -> List[str]:
         # 5. Emergencies: first, whatever the consent or hand-off state.
         if emergency is not None:
-            logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
-                           emergency.category, emergency.rule, conversation)
-            try:
-                await self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency")
-            except RedisError:
-                logger.exception("could not queue the emergency follow-up for conversation %s", conversation)
-            return [self._redirect(emergency)]
+            return await self._emergency(msg, emergency, conversation)
 
         # 6. Opt-out / opt-in / HELP, deterministic, before the NLU.
         if msg.channel == "sms":
             gate = await self._keywords(msg, text, conversation)
             if gate is not None:
                 return gate
+
+        # 7. A conversation held by staff: the message goes to the staff inbox; the bot is silent.
+        if await self.handoff.is_held(conversation):
+            await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, conversation))
+            return []
 
         if not text:
             return [self.empty_reply()]
@@ -172,7 +181,23 @@ class InboundPipeline:
         except RasaUnavailable as exc:
             logger.error("Rasa unavailable for conversation %s: %s", conversation, exc)
             return [self.unavailable_reply()]
-        return self.egress_guard(conversation, bot_replies, verified=False)
+        allowed = self.egress_guard(conversation, bot_replies, verified=False)
+        blocked = len(bot_replies) - len(allowed)
+        if blocked:
+            await self.audit.record(SYSTEM, "phi_reply_blocked", conversation, "incident", {"blocked": blocked})
+        return allowed
+
+    async def _emergency(self, msg: Inbound, emergency: Emergency, conversation: str) -> List[str]:
+        """Redirect at once; alert staff and audit, but never let either delay or stop the redirect."""
+        logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
+                       emergency.category, emergency.rule, conversation)
+        try:
+            await self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency")
+            await self.audit.record(SYSTEM, "emergency_redirect", conversation, "redirected",
+                                    {"category": emergency.category, "rule": emergency.rule})
+        except RedisError:
+            logger.exception("could not queue the emergency follow-up for conversation %s", conversation)
+        return [self._redirect(emergency)]
 
     async def _keywords(self, msg: Inbound, text: str, conversation: str) -> Optional[List[str]]:
         """The keyword gate's answer, or None to let the message go on to the bot."""
@@ -183,10 +208,12 @@ class InboundPipeline:
             if state.opted_out:
                 return []  # one confirmation only, then silence
             await self.consent.record_opt_out(phone_idx, "keyword", text)  # effective before the reply
+            await self.audit.record(SYSTEM, "consent_opt_out", conversation, "recorded", {"source": "keyword"})
             logger.info("opt-out recorded for conversation %s", conversation)
             return [replies.opted_out(self.office)]
         if keyword == "opt_in" or (state.opted_out and is_opt_in_word(text)):
             await self.consent.record_opt_in(phone_idx, "keyword", text)
+            await self.audit.record(SYSTEM, "consent_opt_in", conversation, "recorded", {"source": "keyword"})
             logger.info("opt-in recorded for conversation %s", conversation)
             return [replies.opted_in(self.office)]
         if state.opted_out:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -143,6 +144,9 @@ async def test_help_reply(gateway, word):
 
 # -- durability: an acknowledged opt-out survives kill -9 of Redis -----------------------------
 
+PRODUCTION_REDIS_CONF = Path(__file__).resolve().parent.parent / "deploy" / "redis.conf"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,8 +155,7 @@ def _free_port() -> int:
 
 def _start_durable_redis(port: int, data_dir) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-         "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+        [shutil.which("redis-server"), str(PRODUCTION_REDIS_CONF), "--port", str(port), "--dir", str(data_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
@@ -184,3 +187,109 @@ async def test_acknowledged_opt_out_survives_kill_9(settings_env, aiohttp_server
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- every category, whatever the state; the hold; outbound consent; audit --------------------
+
+def _one_per_category():
+    from bot.safety_eval import DEFAULT_SETS, load
+
+    seen = {}
+    for ex in load(DEFAULT_SETS):
+        if ex.label != "none" and ex.label not in seen:
+            seen[ex.label] = ex.text
+    return sorted(seen.items())
+
+
+HELP_LINE = {"suicide": "988", "poisoning": "1-800-222-1222"}
+
+
+async def _rc(cfg):
+    return redis.asyncio.Redis.from_url(cfg.redis_url)
+
+
+@pytest.mark.parametrize("state", ["opted_out", "held_by_staff"])
+async def test_every_category_redirects_after_opt_out_and_mid_handoff(gateway, state):
+    client, stub, cfg = gateway
+    conv = conversation_id(KeyRing.from_root(cfg.data_key), "sms", SENDER)
+    if state == "opted_out":
+        await post(client, cfg, sms("STOP", sid(70)))
+    else:
+        rc = await _rc(cfg)
+        await HandoffQueue(rc, cfg.redis_prefix).take(conv, "staff:demo")
+        await rc.close()
+    for n, (category, text) in enumerate(_one_per_category()):
+        [reply] = messages(await (await post(client, cfg, sms(text, sid(100 + n)))).text())
+        assert HELP_LINE.get(category, "911") in reply, (category, text)
+    assert stub.calls == []
+
+
+async def test_held_conversation_goes_to_the_staff_inbox_and_the_bot_is_silent(gateway):
+    client, stub, cfg = gateway
+    keys = KeyRing.from_root(cfg.data_key)
+    conv = conversation_id(keys, "sms", SENDER)
+    rc = await _rc(cfg)
+    queue = HandoffQueue(rc, cfg.redis_prefix)
+    await queue.take(conv, "staff:demo")
+    assert messages(await (await post(client, cfg, sms("is the doctor running late?", sid(80)))).text()) == []
+    assert stub.calls == []
+    [sealed] = await queue.inbox(conv)
+    assert "doctor" not in sealed and keys.decrypt_text(sealed, conv) == "is the doctor running late?"
+    await queue.hand_back(conv)
+    await post(client, cfg, sms("thanks", sid(81)))
+    assert [c["text"] for c in stub.calls] == ["thanks"]  # the bot answers again
+    await rc.close()
+
+
+async def test_outbound_gate_refuses_and_audits_after_opt_out(gateway):
+    from bot.audit import AuditLog
+    from bot.outbound import OutboundGate
+
+    client, stub, cfg = gateway
+    keys = KeyRing.from_root(cfg.data_key)
+    conv, idx = conversation_id(keys, "sms", SENDER), phone_index(keys, SENDER)
+    rc = await _rc(cfg)
+    audit = AuditLog(rc, keys, cfg.redis_prefix)
+    gate = OutboundGate(ConsentRegistry(rc, keys, cfg.redis_prefix), audit)
+
+    # Never asked: staff may answer the patient's conversation; reminders need consent first.
+    assert (await gate.check(idx, conv, "staff", "staff:demo")).allowed
+    assert (await gate.check(idx, conv, "reminder", "system:reminders")).reason == "no_consent_for_scope"
+    await post(client, cfg, sms("START", sid(90)))
+    for initiator in ("reminder", "staff", "bot"):
+        assert (await gate.check(idx, conv, initiator, "system:test")).allowed
+    await post(client, cfg, sms("stop texting me", sid(91)))
+    for initiator in ("reminder", "staff", "bot"):
+        decision = await gate.check(idx, conv, initiator, "system:test")
+        assert not decision.allowed and decision.reason == "opted_out"
+    refused = [e for e in await audit.events() if e.action == "outbound_refused"]
+    assert [(e.outcome, e.details["initiator"], e.subject) for e in refused[-3:]] == [
+        ("opted_out", "reminder", conv), ("opted_out", "staff", conv), ("opted_out", "bot", conv)]
+    await rc.close()
+
+
+async def test_gate_events_are_audited_in_an_intact_chain_without_clear_text(gateway, redis_sync):
+    from bot.audit import AuditLog
+
+    client, stub, cfg = gateway
+    keys = KeyRing.from_root(cfg.data_key)
+    conv = conversation_id(keys, "sms", SENDER)
+    await post(client, cfg, sms("my husband collapsed and isnt breathing", sid(95)))
+    await post(client, cfg, sms("STOP", sid(96)))
+    rc = await _rc(cfg)
+    audit = AuditLog(rc, keys, cfg.redis_prefix)
+    events = await audit.events()
+    actions = [e.action for e in events]
+    assert actions[:3] == ["message_received", "emergency_redirect", "message_sent"]
+    assert "consent_opt_out" in actions and all(e.subject == conv and e.actor for e in events)
+    assert events[1].details["category"] in ("unconscious", "breathing")
+    assert await audit.verify() is None
+    raw = b"".join(v for _, f in redis_sync.xrange(f"{cfg.redis_prefix}audit") for v in f.values())
+    assert b"collapsed" not in raw and b"husband" not in raw and SENDER[2:].encode() not in raw
+    # Deleting an entry breaks the chain at the entry after it.
+    entries = redis_sync.xrange(f"{cfg.redis_prefix}audit")
+    redis_sync.xdel(f"{cfg.redis_prefix}audit", entries[1][0])
+    assert await audit.verify() == entries[2][0].decode()
+    with pytest.raises(ValueError, match="actor"):
+        await audit.record("", "message_sent", conv)
+    await rc.close()

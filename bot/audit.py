@@ -1,0 +1,102 @@
+"""The audit trail: an append-only, hash-chained log of who did what, when, to which conversation.
+
+Each event is one entry of the Redis stream ``pb:audit``. Its fields are public metadata
+(time, actor, action, subject pseudonym, outcome) plus ``details``, sealed with AES-GCM because
+details may hold PHI. Every entry carries the hash of the one before it, so deleting or
+editing an entry breaks the chain at that point and :meth:`AuditLog.verify` says where.
+
+Writers never race on the chain: an append WATCHes the chain head and retries if another
+writer moved it first. An event without an actor is a programming error and raises.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from bot.crypto import KeyRing
+
+GENESIS = "0" * 64
+SYSTEM = "system:gateway"  # the actor for what the gateway does on its own
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    at: str
+    actor: str
+    action: str
+    subject: str
+    outcome: str
+    details: Dict[str, Any]
+    prev: str
+    hash: str
+    entry_id: str = ""
+
+
+def _digest(prev: str, public: Mapping[str, str]) -> str:
+    canonical = json.dumps({"prev": prev, **public}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, client: aioredis.Redis, keys: KeyRing, prefix: str = "pb:") -> None:
+        self.redis = client
+        self.keys = keys
+        self.stream = f"{prefix}audit"
+        self.head = f"{prefix}audit:head"
+
+    async def record(self, actor: str, action: str, subject: str = "", outcome: str = "ok",
+                     details: Optional[Mapping[str, Any]] = None, at: Optional[datetime] = None) -> str:
+        """Append one event; returns its hash. ``subject`` is a pseudonym, never a number or name."""
+        if not actor:
+            raise ValueError("an audit event needs an actor")
+        if not action:
+            raise ValueError("an audit event needs an action")
+        when = (at or datetime.now(timezone.utc)).isoformat()
+        sealed = self.keys.encrypt_text(json.dumps(dict(details or {}), sort_keys=True), f"{self.stream}:{when}:{action}")
+        public = {"at": when, "actor": actor, "action": action, "subject": subject, "outcome": outcome,
+                  "details": sealed}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.head)
+                    prev = await pipe.get(self.head)
+                    prev = (prev.decode() if isinstance(prev, bytes) else prev) or GENESIS
+                    digest = _digest(prev, public)
+                    pipe.multi()
+                    pipe.xadd(self.stream, {**public, "prev": prev, "hash": digest})
+                    pipe.set(self.head, digest)
+                    await pipe.execute()
+                    return digest
+                except WatchError:
+                    continue
+
+    async def events(self, count: Optional[int] = None) -> List[AuditEvent]:
+        """Events oldest first, details decrypted."""
+        out = []
+        for entry_id, raw in await self.redis.xrange(self.stream, count=count):
+            f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                 for k, v in raw.items()}
+            details = json.loads(self.keys.decrypt_text(f["details"], f"{self.stream}:{f['at']}:{f['action']}"))
+            out.append(AuditEvent(f["at"], f["actor"], f["action"], f["subject"], f["outcome"], details,
+                                  f["prev"], f["hash"], entry_id.decode() if isinstance(entry_id, bytes) else entry_id))
+        return out
+
+    async def verify(self) -> Optional[str]:
+        """None if the chain is intact, else the id of the first entry where it breaks."""
+        prev = GENESIS
+        for entry_id, raw in await self.redis.xrange(self.stream):
+            f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                 for k, v in raw.items()}
+            public = {k: f.get(k, "") for k in ("at", "actor", "action", "subject", "outcome", "details")}
+            if f.get("prev") != prev or _digest(prev, public) != f.get("hash"):
+                return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            prev = f["hash"]
+        head = await self.redis.get(self.head)
+        head = (head.decode() if isinstance(head, bytes) else head) or GENESIS
+        return None if head == prev else "head"

@@ -1,0 +1,69 @@
+"""`patientbot consent show` and `consent export`: the compliance view of the consent record,
+run as the real command against the real Redis, and audited."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import redis
+
+from bot.audit import AuditLog
+from bot.config import load_settings
+from bot.consent import ConsentRegistry
+from bot.crypto import KeyRing, phone_index
+
+NUMBER = "+15550100131"  # synthetic
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=60)
+
+
+async def record_history(cfg_env):
+    cfg = load_settings()
+    client = redis.asyncio.Redis.from_url(cfg.redis_url)
+    keys = KeyRing.from_root(cfg.data_key)
+    registry = ConsentRegistry(client, keys, cfg_env["REDIS_PREFIX"])
+    idx = phone_index(keys, NUMBER)
+    await registry.record_opt_in(idx, "web_form", "I agree to texts",
+                                 at=datetime(2030, 1, 2, 15, 0, tzinfo=timezone.utc))
+    await registry.record_opt_out(idx, "keyword", "STOP", at=datetime(2030, 1, 3, 9, 0, tzinfo=timezone.utc))
+    return client, keys, idx
+
+
+async def test_show_and_export_the_full_history(settings_env):
+    client, keys, idx = await record_history(settings_env)
+
+    shown = run_cli("consent", "show", "(555) 010-0131")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"number index {idx}: opted_out"
+    assert "opted_in" in lines[1] and "web_form" in lines[1] and "'I agree to texts'" in lines[1]
+    assert "opted_out" in lines[2] and "'STOP'" in lines[2]
+
+    exported = run_cli("consent", "export", "--format", "csv")
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [(r["status"], r["source"], r["text"], r["number_index"]) for r in rows] == [
+        ("opted_in", "web_form", "I agree to texts", idx), ("opted_out", "keyword", "STOP", idx)]
+    assert rows[0]["scopes"] == "appointment_reminders care_messages"
+
+    jsonl = run_cli("consent", "export")
+    assert [json.loads(line)["status"] for line in jsonl.stdout.splitlines()] == ["opted_in", "opted_out"]
+    assert NUMBER[2:] not in exported.stdout + jsonl.stdout  # the record holds an index, not the number
+
+    actions = [(e.action, e.actor.startswith("admin:cli:")) for e in
+               await AuditLog(client, keys, settings_env["REDIS_PREFIX"]).events()]
+    assert actions == [("consent_viewed", True), ("consent_exported", True), ("consent_exported", True)]
+    await client.close()
+
+
+def test_show_rejects_a_non_number(settings_env):
+    result = run_cli("consent", "show", "not-a-number")
+    assert result.returncode != 0 and "not a phone number" in (result.stderr + result.stdout)
