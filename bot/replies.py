@@ -77,7 +77,7 @@ def rephrase(office: Office) -> str:
     return (
         "Sorry, I didn't understand that. Could you say it another way? I can help with "
         "appointments (confirm, cancel, reschedule), office hours, location, parking, insurance, "
-        "billing, refills and the patient portal."
+        "billing, refills and the patient portal. If this is an emergency, call 911."
     )
 
 
