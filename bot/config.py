@@ -69,6 +69,7 @@ class Settings:
     office_config: Path = ROOT / "office.yml"
     model_path: Path = ROOT / "models" / "patientbot.tar.gz"
     rasa_reply_timeout: float = 10.0
+    sms_rate_limit_per_minute: int = 20
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -155,6 +156,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         office_config=office if office.is_absolute() else ROOT / office,
         model_path=model if model.is_absolute() else ROOT / model,
         rasa_reply_timeout=_float(env, "RASA_REPLY_TIMEOUT", 10.0),
+        sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         extra=dict(env),
     )

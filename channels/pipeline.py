@@ -52,12 +52,14 @@ class Inbound:
     sender: str  # E.164 number for SMS, session id for web chat
     text: str
     message_id: str
+    media: int = 0  # attachments (MMS): never processed, the patient is told so
 
 
 def clean_text(text: str) -> str:
-    """Drop control and format characters (keep newlines), trim, and cap the length."""
+    """Drop control and format characters (keep newlines) and trim. The whole text is kept:
+    the detector reads all of it and the audit stores all of it; only Rasa gets a capped copy."""
     kept = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
-    return kept.strip()[:MAX_TEXT_CHARS]
+    return kept.strip()
 
 
 class InboundPipeline:
@@ -77,6 +79,10 @@ class InboundPipeline:
             "Sorry, I can't answer right now. If this is an emergency, call 911. "
             f"Otherwise please call {self.office.name} at {self.office.phone}."
         )
+
+    def media_reply(self) -> str:
+        return (f"Sorry, we can't accept photos or attachments by text. Please describe it in words, "
+                f"or call us at {self.office.phone}.")
 
     def empty_reply(self) -> str:
         return "Your message came through empty. How can I help? You can ask about your appointment or our office."
@@ -169,15 +175,24 @@ class InboundPipeline:
 
         # 7. A conversation held by staff: the message goes to the staff inbox; the bot is silent.
         if await self.handoff.is_held(conversation):
-            await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, conversation))
+            if text:
+                await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, conversation))
             return []
 
+        if msg.media:
+            await self.audit.record(SYSTEM, "media_refused", conversation, "not_processed", {"count": msg.media})
+            if not text:
+                return [self.media_reply()]
+            return [*(await self._bot(msg, text, conversation)), self.media_reply()]
         if not text:
             return [self.empty_reply()]
+        return await self._bot(msg, text, conversation)
+
+    async def _bot(self, msg: Inbound, text: str, conversation: str) -> List[str]:
 
         # 8. Rasa, then the egress guard.
         try:
-            bot_replies = await self.rasa.send(conversation, text, msg.channel, msg.message_id)
+            bot_replies = await self.rasa.send(conversation, text[:MAX_TEXT_CHARS], msg.channel, msg.message_id)
         except RasaUnavailable as exc:
             logger.error("Rasa unavailable for conversation %s: %s", conversation, exc)
             return [self.unavailable_reply()]

@@ -1,55 +1,114 @@
 """SMS webhook: ``POST /sms/inbound``, Twilio-compatible, signed.
 
-The signature is checked against the configured public URL before anything else is read or
-stored; a missing or wrong signature gets 403. Replies are TwiML built by the twilio library
-(so bodies are always XML-escaped).
+Before anything is read or stored, the signature is checked against the configured public URL
+(never the Host header); a missing or wrong signature gets 403 and an audit event. Then the
+sender is normalised to E.164 (400 if impossible) and rate-limited (429 beyond the limit,
+audited; an emergency is redirected even then, the detector costs nothing). Media is never
+processed: the patient is told attachments can't be accepted here. Replies are TwiML built by
+the twilio library, so bodies are always XML-escaped; a reply longer than one concatenated SMS
+is split at sentence or word boundaries.
 """
 from __future__ import annotations
 
 import logging
+import re
+from typing import List
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.audit import SYSTEM
+from bot.crypto import phone_index
 from bot.phone import InvalidPhoneNumber, to_e164
-from channels.pipeline import Inbound, RetryLater
+from bot.safety import detect_emergency, redirect_reply
+from channels.pipeline import Inbound, RetryLater, clean_text
+from channels.rate_limit import RateLimiter
 from channels.twilio_signature import is_valid_signature
 
 logger = logging.getLogger(__name__)
 
 INBOUND_PATH = "/sms/inbound"
 SIGNATURE_HEADER = "X-Twilio-Signature"
+MAX_SMS_CHARS = 1600  # the longest concatenated SMS carriers deliver
 
 
-def twiml(messages: list) -> web.Response:
+def split_for_sms(text: str, limit: int = MAX_SMS_CHARS) -> List[str]:
+    """``text`` in parts of at most ``limit`` characters, cut after a sentence or a word."""
+    parts = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max((m.end() for m in re.finditer(r"[.!?]\s", window)), default=0) or window.rfind(" ")
+        if cut <= limit // 2:  # no sensible boundary: cut hard rather than send a sliver
+            cut = limit
+        parts.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    return parts + ([rest] if rest else [])
+
+
+def twiml(messages: List[str]) -> web.Response:
     response = MessagingResponse()
     for text in messages:
-        response.message(text)
+        for part in split_for_sms(text):
+            response.message(part)
     return web.Response(text=str(response), content_type="application/xml")
+
+
+async def _audit(request: web.Request, action: str, outcome: str, subject: str = "", **details) -> None:
+    try:
+        await request.app["pipeline"].audit.record(SYSTEM, action, subject, outcome,
+                                                   {"remote": request.remote or "", **details})
+    except RedisError:
+        logger.error("could not audit %s (%s): Redis unavailable", action, outcome)
 
 
 async def inbound(request: web.Request) -> web.Response:
     cfg = request.app["settings"]
+    pipeline = request.app["pipeline"]
     try:
         form = await request.post()
     except (ValueError, UnicodeDecodeError):
+        await _audit(request, "webhook_refused", "malformed_body", path=INBOUND_PATH)
         return web.Response(status=400, text="malformed form body")
     params = [(k, v) for k, v in form.items() if isinstance(v, str)]
     url = cfg.public_base_url + INBOUND_PATH
     if not is_valid_signature(cfg.sms_auth_token, url, params, request.headers.get(SIGNATURE_HEADER, "")):
         logger.warning("refused an SMS webhook with a missing or wrong signature")
+        await _audit(request, "webhook_refused", "bad_signature", path=INBOUND_PATH)
         return web.Response(status=403, text="invalid signature")
     try:
         sender = to_e164(form.get("From", ""), cfg.default_region)
     except InvalidPhoneNumber:
+        await _audit(request, "webhook_refused", "bad_sender", path=INBOUND_PATH)
         return web.Response(status=400, text="From is not a valid phone number")
-    message = Inbound(channel="sms", sender=sender, text=str(form.get("Body", "")),
-                      message_id=str(form.get("MessageSid", "")))
+    body = str(form.get("Body", ""))
+    sender_idx = phone_index(pipeline.keys, sender)
     try:
-        replies = await request.app["pipeline"].handle(message)
+        allowed = await RateLimiter(pipeline.redis, cfg.redis_prefix, cfg.sms_rate_limit_per_minute).allow(sender_idx)
+    except RedisError:
+        allowed = True  # the pipeline fails closed on the same outage; don't add a second answer
+    if not allowed:
+        emergency = detect_emergency(clean_text(body))
+        await _audit(request, "rate_limited", "emergency_redirected" if emergency else "refused", sender_idx)
+        if emergency:
+            return twiml([redirect_reply(emergency, pipeline.office.phone, pipeline.office.emergency)])
+        return web.Response(status=429, text="too many messages, slow down", headers={"Retry-After": "60"})
+
+    message = Inbound(channel="sms", sender=sender, text=body, message_id=str(form.get("MessageSid", "")),
+                      media=_media_count(form.get("NumMedia", "0")))
+    try:
+        replies = await pipeline.handle(message)
     except RetryLater:
         return web.Response(status=503, text="temporarily unavailable, retry", headers={"Retry-After": "5"})
     return twiml(replies)
+
+
+def _media_count(raw) -> int:
+    try:
+        return max(0, int(str(raw)))
+    except ValueError:
+        return 0
 
 
 def add_routes(app: web.Application) -> None:

@@ -25,7 +25,10 @@ async def test_missing_or_wrong_signature_is_refused_and_nothing_processed(gatew
     resp = await post(client, cfg, sms("hi"), signature=signature)
     assert resp.status == 403
     assert stub.calls == []
-    assert list(redis_sync.scan_iter(match=f"{prefix}*")) == []  # nothing stored
+    # Nothing stored but the audit event of the refusal.
+    assert sorted(redis_sync.scan_iter(match=f"{prefix}*")) == [f"{prefix}audit".encode(), f"{prefix}audit:head".encode()]
+    [(_, event)] = redis_sync.xrange(f"{prefix}audit")
+    assert event[b"action"] == b"webhook_refused" and event[b"outcome"] == b"bad_signature"
 
 
 async def test_signature_over_the_host_header_url_is_refused(gateway):
@@ -113,3 +116,98 @@ async def test_healthz_reports_each_component(gateway):
     resp = await client.get("/healthz")
     body = await resp.json()
     assert resp.status == 200 and body["redis"] and body["rasa"] and body["actions"]
+
+
+# -- limits, media, long and odd bodies -------------------------------------------------------
+
+def _sid(n: int) -> str:
+    return f"SM{n:032d}"
+
+
+async def _audit_actions(cfg):
+    import redis as redis_lib
+
+    from bot.audit import AuditLog
+    from bot.crypto import KeyRing
+
+    rc = redis_lib.asyncio.Redis.from_url(cfg.redis_url)
+    try:
+        return [(e.action, e.outcome) for e in await AuditLog(rc, KeyRing.from_root(cfg.data_key), cfg.redis_prefix).events()]
+    finally:
+        await rc.close()
+
+
+async def test_rate_limit_answers_429_and_audits_but_still_redirects_emergencies(gateway, monkeypatch):
+    client, stub, cfg = gateway
+    limit = cfg.sms_rate_limit_per_minute
+    for n in range(limit):
+        assert (await post(client, cfg, sms(f"hi {n}", _sid(n)))).status == 200
+    over = await post(client, cfg, sms("one more", _sid(limit)))
+    assert over.status == 429 and over.headers["Retry-After"] == "60"
+    emergency = await post(client, cfg, sms("my dad collapsed and isnt breathing", _sid(limit + 1)))
+    assert emergency.status == 200 and "911" in messages(await emergency.text())[0]
+    assert len(stub.calls) == limit
+    assert ("rate_limited", "refused") in await _audit_actions(cfg)
+    assert ("rate_limited", "emergency_redirected") in await _audit_actions(cfg)
+    other = await post(client, cfg, sms("hi", _sid(99), sender="+15550100122"))  # per sender
+    assert other.status == 200
+
+
+async def test_media_is_not_processed_and_the_patient_is_told(gateway):
+    client, stub, cfg = gateway
+    params = {**sms("", _sid(200)), "NumMedia": "1", "MediaUrl0": "https://provider.example/media/ME1",
+              "MediaContentType0": "image/jpeg"}
+    [reply] = messages(await (await post(client, cfg, params)).text())
+    assert "can't accept photos or attachments" in reply and stub.calls == []
+    with_text = {**sms("is this rash bad", _sid(201)), "NumMedia": "2"}
+    replies = messages(await (await post(client, cfg, with_text)).text())
+    assert replies == ["hello from the bot", reply]
+    assert [c["text"] for c in stub.calls] == ["is this rash bad"]
+    assert ("media_refused", "not_processed") in await _audit_actions(cfg)
+
+
+async def test_opted_out_number_sending_media_gets_nothing(gateway):
+    client, stub, cfg = gateway
+    await post(client, cfg, sms("STOP", _sid(210)))
+    params = {**sms("", _sid(211)), "NumMedia": "1"}
+    assert messages(await (await post(client, cfg, params)).text()) == []
+
+
+async def test_enormous_body_is_answered_detected_in_full_and_audited_in_full(gateway):
+    client, stub, cfg = gateway
+    body = "question about my bill " * 100 + " and also i want to kill myself"  # > 1600 chars
+    [reply] = messages(await (await post(client, cfg, sms(body, _sid(220)))).text())
+    assert "988" in reply  # the emergency at the very end is not cut off
+    long_plain = "x" * 5000
+    resp = await post(client, cfg, sms(long_plain, _sid(221)))
+    assert resp.status == 200 and len(stub.calls[-1]["text"]) == 1600  # Rasa gets a capped copy
+
+
+async def test_long_replies_are_split_at_sentence_boundaries(gateway):
+    from channels.sms import split_for_sms
+
+    sentence = "This is one sentence of a long answer. "
+    parts = split_for_sms(sentence * 80)
+    assert len(parts) == 2 and all(len(p) <= 1600 for p in parts)
+    assert parts[0].endswith(".") and "".join(p + " " for p in parts).split() == (sentence * 80).split()
+    client, stub, cfg = gateway
+    stub.replies = [{"text": sentence * 80, "phi_class": "public"}]
+    assert len(messages(await (await post(client, cfg, sms("tell me everything", _sid(230)))).text())) == 2
+
+
+@pytest.mark.parametrize("body", ["'; DROP TABLE patients; --", "<script>alert(1)</script>", "{{7*7}} ${jndi:ldap://x}",
+                                  "\u202etxet desrever", "\U0001F600" * 50])
+async def test_hostile_or_odd_text_is_just_text(gateway, body):
+    client, stub, cfg = gateway
+    resp = await post(client, cfg, sms(body, _sid(240)))
+    assert resp.status == 200 and messages(await resp.text()) == ["hello from the bot"]
+
+
+async def test_invalid_utf8_body_is_refused_and_audited(gateway):
+    """aiohttp decodes bad bytes as U+FFFD, so the signature (computed over text) cannot match."""
+    client, stub, cfg = gateway
+    raw = b"From=%2B15550100121&Body=%FF%FE&MessageSid=SM1"
+    resp = await client.post("/sms/inbound", data=raw,
+                             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"})
+    assert resp.status == 403 and stub.calls == []
+    assert ("webhook_refused", "bad_signature") in await _audit_actions(cfg)
