@@ -96,12 +96,12 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.stack import PROCESSES, Stack
+    from bot.stack import Stack
 
     stack = Stack.from_env()
-    for name in PROCESSES:
+    for name in stack.processes:
         pid = stack.running(name)
-        print(f"{name:8} {'running, pid ' + str(pid) if pid else 'stopped'}")
+        print(f"{name:11} {'running, pid ' + str(pid) if pid else 'stopped'}")
     print(f"healthz  {stack.healthz() or 'no answer'}")
     return 0 if stack.healthz() == 200 else 1
 

@@ -37,3 +37,16 @@ def try_e164(raw: str, default_region: str = "US") -> Optional[str]:
         return to_e164(raw, default_region)
     except InvalidPhoneNumber:
         return None
+
+
+def local_timezone(e164: str, fallback: str) -> str:
+    """The recipient's time zone from the number's area (phonenumbers' data) when the number
+    maps to exactly one zone, else ``fallback`` (the office's zone)."""
+    try:
+        from phonenumbers import timezone as pn_timezone
+
+        zones = pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return fallback
+    zones = [z for z in zones if z != "Etc/Unknown"]
+    return zones[0] if len(zones) == 1 else fallback

@@ -1,4 +1,5 @@
-"""Start and stop the whole stack in the background, on loopback: action server, Rasa, gateway.
+"""Start and stop the whole stack in the background, on loopback: action server, Rasa, gateway
+(and, in development, the SMS provider stand-in from devtools/).
 
 ``up`` trains first if the model is out of date, starts each process in its own process group
 with its log in the run directory (``.run/`` by default, ``PATIENTBOT_RUN_DIR`` to change),
@@ -24,7 +25,7 @@ from urllib.parse import urlparse
 from bot.config import ROOT, Settings, load_settings, merged_environ
 from bot.training import model_path, rasa_bin, rasa_env, train_if_needed
 
-PROCESSES = ("actions", "rasa", "gateway")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class StackError(RuntimeError):
@@ -70,7 +71,20 @@ class Stack:
                 "--interface", "127.0.0.1", "--port", str(self.cfg.rasa_port),
             ],
             "gateway": [py, "-m", "channels.app"],
+            **self._sms_standin(),
         }
+
+    def _sms_standin(self) -> Dict[str, List[str]]:
+        """In development SMS_API_BASE points at loopback: run the provider stand-in there, so
+        outbound texts (late answers, reminders) go somewhere visible and nothing leaves the machine."""
+        api = urlparse(self.cfg.sms_api_base)
+        if api.hostname not in LOOPBACK:
+            return {}
+        return {"sms-standin": [sys.executable, "-m", "devtools.sms_provider_standin", "--port", str(api.port or 80)]}
+
+    @property
+    def processes(self) -> List[str]:
+        return list(self.commands())
 
     # -- bookkeeping ------------------------------------------------------------------------
     def pid_file(self, name: str) -> Path:
@@ -125,7 +139,7 @@ class Stack:
             say(f"started {name} (pid {proc.pid}, log {self.log_file(name)})")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for name in PROCESSES:
+            for name in self.processes:
                 if not self.running(name):
                     tail = self.log_tail(name)
                     self.down(say=lambda *_: None)
@@ -138,7 +152,7 @@ class Stack:
         raise StackError(f"the stack was not healthy within {timeout:.0f} s; see the logs in {self.run_dir}")
 
     def down(self, say=print) -> None:
-        for name in reversed(PROCESSES):
+        for name in reversed(self.processes):
             pid = self.running(name)
             if pid is None:
                 self.pid_file(name).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 ``python -m channels.app`` serves, on ``GATEWAY_HOST:GATEWAY_PORT``:
 
 * ``POST /sms/inbound``  signed SMS webhook (channels.sms)
+* ``POST /sms/status``   signed delivery status callbacks for outbound messages
 * ``GET /healthz``       200 only when Redis, Rasa (with its encrypted tracker store) and the
                          action server all answer; 503 with the failing part otherwise.
 """
@@ -23,6 +24,7 @@ from bot.redis_client import async_redis
 from channels import sms
 from channels.pipeline import InboundPipeline
 from channels.rasa_client import RasaClient
+from channels.sms_sender import SmsSender
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +79,16 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
         app["http"] = aiohttp.ClientSession()
         app["rasa"] = RasaClient(cfg.rasa_url, cfg.rasa_secret, cfg.rasa_reply_timeout)
         await app["rasa"].start()
-        app["pipeline"] = InboundPipeline(
-            app["redis"], keyring(cfg.data_key), app["rasa"], load_office(cfg.office_config), cfg.redis_prefix
+        keys = keyring(cfg.data_key)
+        pipeline = app["pipeline"] = InboundPipeline(
+            app["redis"], keys, app["rasa"], load_office(cfg.office_config), cfg.redis_prefix
         )
+        app["sms_sender"] = SmsSender(app["http"], cfg, app["redis"], keys)
+        pipeline.late_delivery = sms.late_delivery(app["sms_sender"], pipeline)
+        pipeline.holding_after = cfg.sms_holding_after
 
     async def stop(app: web.Application) -> None:
+        await app["pipeline"].drain()
         await app["rasa"].close()
         await app["http"].close()
         await app["redis"].close()

@@ -20,7 +20,7 @@ import json
 import logging
 import unicodedata
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Awaitable, Callable, List, Optional, Set
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -63,6 +63,10 @@ def clean_text(text: str) -> str:
 
 
 class InboundPipeline:
+    # Set by the app when an outbound sender exists: (message, conversation, texts) -> delivered later.
+    late_delivery: Optional[Callable[[Inbound, str, List[str]], Awaitable[None]]] = None
+    holding_after: float = 1.5  # seconds: past this the webhook answers with a holding message
+
     def __init__(self, redis: aioredis.Redis, keys: KeyRing, rasa: RasaClient, office: Office, prefix: str) -> None:
         self.redis = redis
         self.keys = keys
@@ -72,6 +76,7 @@ class InboundPipeline:
         self.consent = ConsentRegistry(redis, keys, prefix)
         self.handoff = HandoffQueue(redis, prefix)
         self.audit = AuditLog(redis, keys, prefix)
+        self._late: Set[asyncio.Future] = set()
 
     # -- replies the gateway gives on its own -----------------------------------------------
     def unavailable_reply(self) -> str:
@@ -79,6 +84,9 @@ class InboundPipeline:
             "Sorry, I can't answer right now. If this is an emergency, call 911. "
             f"Otherwise please call {self.office.name} at {self.office.phone}."
         )
+
+    def holding_reply(self) -> str:
+        return "Thanks, I'm looking into that. You'll get my answer in a moment."
 
     def media_reply(self) -> str:
         return (f"Sorry, we can't accept photos or attachments by text. Please describe it in words, "
@@ -189,7 +197,34 @@ class InboundPipeline:
         return await self._bot(msg, text, conversation)
 
     async def _bot(self, msg: Inbound, text: str, conversation: str) -> List[str]:
+        """Rasa's answer; if it takes longer than the provider will wait, a holding message now
+        and the answer later by the outbound API (through the outbound gate)."""
+        answer = asyncio.ensure_future(self._ask_rasa(msg, text, conversation))
+        if self.late_delivery is None or msg.channel != "sms":
+            return await answer
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), self.holding_after)
+        except asyncio.TimeoutError:
+            logger.info("Rasa slow for conversation %s: holding message now, answer by API", conversation)
+            follow_up = asyncio.ensure_future(self._deliver_late(msg, conversation, answer))
+            self._late.add(follow_up)
+            follow_up.add_done_callback(self._late.discard)
+            return [self.holding_reply()]
 
+    async def _deliver_late(self, msg: Inbound, conversation: str, answer: "asyncio.Future[List[str]]") -> None:
+        try:
+            texts = await answer
+            if texts:
+                await self.late_delivery(msg, conversation, texts)
+        except Exception:  # noqa: BLE001 - a background task must log, never vanish silently
+            logger.exception("late delivery failed for conversation %s", conversation)
+
+    async def drain(self, timeout: float = 15.0) -> None:
+        """Wait for late deliveries in flight (shutdown, tests)."""
+        if self._late:
+            await asyncio.wait(list(self._late), timeout=timeout)
+
+    async def _ask_rasa(self, msg: Inbound, text: str, conversation: str) -> List[str]:
         # 8. Rasa, then the egress guard.
         try:
             bot_replies = await self.rasa.send(conversation, text[:MAX_TEXT_CHARS], msg.channel, msg.message_id)

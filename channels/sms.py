@@ -23,7 +23,10 @@ from bot.crypto import phone_index
 from bot.phone import InvalidPhoneNumber, to_e164
 from bot.safety import detect_emergency, redirect_reply
 from channels.pipeline import Inbound, RetryLater, clean_text
+from bot.consent import ConsentRegistry
+from bot.outbound import OutboundGate
 from channels.rate_limit import RateLimiter
+from channels.sms_sender import STATUS_PATH, SendFailed, SmsSender
 from channels.twilio_signature import is_valid_signature
 
 logger = logging.getLogger(__name__)
@@ -104,6 +107,46 @@ async def inbound(request: web.Request) -> web.Response:
     return twiml(replies)
 
 
+async def status_callback(request: web.Request) -> web.Response:
+    """``POST /sms/status``: the provider reports a delivery status; signed like inbound."""
+    cfg = request.app["settings"]
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError):
+        return web.Response(status=400, text="malformed form body")
+    params = [(k, v) for k, v in form.items() if isinstance(v, str)]
+    if not is_valid_signature(cfg.sms_auth_token, cfg.public_base_url + STATUS_PATH, params,
+                              request.headers.get(SIGNATURE_HEADER, "")):
+        await _audit(request, "webhook_refused", "bad_signature", path=STATUS_PATH)
+        return web.Response(status=403, text="invalid signature")
+    try:
+        await request.app["sms_sender"].record_status(str(form.get("MessageSid", "")),
+                                                      str(form.get("MessageStatus", "")),
+                                                      str(form.get("ErrorCode", "")))
+    except ValueError:
+        return web.Response(status=400, text="unknown MessageStatus")
+    return web.Response(status=204)
+
+
+def late_delivery(sender: SmsSender, pipeline):
+    """Send a bot answer that came after the holding message, through the outbound gate."""
+    gate = OutboundGate(ConsentRegistry(pipeline.redis, pipeline.keys, pipeline.prefix), pipeline.audit)
+
+    async def deliver(msg: Inbound, conversation: str, texts: List[str]) -> None:
+        idx = phone_index(pipeline.keys, msg.sender)
+        for text in texts:
+            if not (await gate.check(idx, conversation, "reply", SYSTEM)).allowed:
+                return
+            for part in split_for_sms(text):
+                try:
+                    await sender.send(msg.sender, part, conversation)
+                except SendFailed:
+                    logger.error("late answer for conversation %s could not be delivered", conversation)
+                    return
+
+    return deliver
+
+
 def _media_count(raw) -> int:
     try:
         return max(0, int(str(raw)))
@@ -113,3 +156,4 @@ def _media_count(raw) -> int:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(INBOUND_PATH, inbound)
+    app.router.add_post(STATUS_PATH, status_callback)

@@ -1,6 +1,7 @@
 """Helpers for gateway tests: a stand-in Rasa connector and signed-webhook builders."""
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, List
 
@@ -22,6 +23,7 @@ class StubRasa:
         self.calls: List[Dict[str, Any]] = []
         self.replies: List[Dict[str, str]] = [{"text": "hello from the bot", "phi_class": "public"}]
         self.status = 200
+        self.delay = 0.0  # seconds before answering: a slow Rasa
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -29,6 +31,8 @@ class StubRasa:
         async def webhook(request: web.Request) -> web.Response:
             assert request.headers.get(SECRET_HEADER) == self.secret
             self.calls.append(await request.json())
+            if self.delay:
+                await asyncio.sleep(self.delay)
             if self.status != 200:
                 return web.json_response({"error": "x"}, status=self.status)
             return web.json_response({"messages": self.replies})

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -251,16 +252,17 @@ async def test_outbound_gate_refuses_and_audits_after_opt_out(gateway):
     rc = await _rc(cfg)
     audit = AuditLog(rc, keys, cfg.redis_prefix)
     gate = OutboundGate(ConsentRegistry(rc, keys, cfg.redis_prefix), audit)
+    daytime = {"now": datetime(2030, 1, 2, 15, 0, tzinfo=timezone.utc), "tz": "America/Chicago"}
 
     # Never asked: staff may answer the patient's conversation; reminders need consent first.
     assert (await gate.check(idx, conv, "staff", "staff:demo")).allowed
-    assert (await gate.check(idx, conv, "reminder", "system:reminders")).reason == "no_consent_for_scope"
+    assert (await gate.check(idx, conv, "reminder", "system:reminders", **daytime)).reason == "no_consent_for_scope"
     await post(client, cfg, sms("START", sid(90)))
     for initiator in ("reminder", "staff", "bot"):
-        assert (await gate.check(idx, conv, initiator, "system:test")).allowed
+        assert (await gate.check(idx, conv, initiator, "system:test", **daytime)).allowed
     await post(client, cfg, sms("stop texting me", sid(91)))
     for initiator in ("reminder", "staff", "bot"):
-        decision = await gate.check(idx, conv, initiator, "system:test")
+        decision = await gate.check(idx, conv, initiator, "system:test", **daytime)
         assert not decision.allowed and decision.reason == "opted_out"
     refused = [e for e in await audit.events() if e.action == "outbound_refused"]
     assert [(e.outcome, e.details["initiator"], e.subject) for e in refused[-3:]] == [

@@ -1,0 +1,169 @@
+"""Outbound SMS against the provider stand-in (devtools/): the REST shape, retries only where a
+retry can help, signed delivery callbacks, the holding message when Rasa is slow, and the
+outbound gate (consent, PHI, quiet hours)."""
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime, timezone
+
+import pytest
+import redis
+
+from bot.audit import AuditLog
+from bot.config import load_settings
+from bot.consent import ConsentRegistry
+from bot.crypto import KeyRing, conversation_id, phone_index
+from bot.outbound import OutboundGate, in_quiet_hours
+from bot.phone import local_timezone
+from channels.app import create_app
+from channels.sms_sender import SendFailed
+from devtools.sms_provider_standin import SmsProviderStandIn
+from tests.gateway_helpers import SENDER, StubRasa, messages, post, sms
+
+FAST = (0.01, 0.01, 0.01)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
+    """(client, stub Rasa, provider stand-in, settings, app): a gateway whose PUBLIC_BASE_URL is
+    where it really listens, so the stand-in's signed status callbacks reach it."""
+    stub = StubRasa(settings_env["RASA_GATEWAY_SECRET"])
+    rasa = await aiohttp_server(stub.app())
+    provider = SmsProviderStandIn(settings_env.get("SMS_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+                                  settings_env["SMS_AUTH_TOKEN"])
+    provider_server = await aiohttp_server(provider.app())
+    port = _free_port()
+    for key, value in {"RASA_PORT": str(rasa.port), "ACTION_PORT": str(rasa.port), "RASA_REPLY_TIMEOUT": "5",
+                       "SMS_API_BASE": f"http://127.0.0.1:{provider_server.port}",
+                       "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "SMS_HOLDING_AFTER_SECONDS": "0.3"}.items():
+        monkeypatch.setenv(key, value)
+    cfg = load_settings()
+    app = create_app(cfg)
+    server = await aiohttp_server(app, port=port)
+    client = await aiohttp_client(server)
+    app["sms_sender"].backoff = FAST
+    return client, stub, provider, cfg, app
+
+
+async def _events(cfg):
+    rc = redis.asyncio.Redis.from_url(cfg.redis_url)
+    try:
+        return await AuditLog(rc, KeyRing.from_root(cfg.data_key), cfg.redis_prefix).events()
+    finally:
+        await rc.close()
+
+
+async def test_send_uses_the_rest_shape_and_records_the_signed_delivery_callback(stack):
+    client, stub, provider, cfg, app = stack
+    sender = app["sms_sender"]
+    sent = await sender.send(SENDER, "Your reminder (synthetic)", "sms-test-conv")
+    assert sent.attempts == 1 and sent.status == "queued"
+    [msg] = provider.sent
+    assert (msg["To"], msg["From"], msg["Body"]) == (SENDER, cfg.sms_from_number, "Your reminder (synthetic)")
+    assert msg["StatusCallback"] == cfg.public_base_url + "/sms/status"
+    await provider.settle()
+    assert provider.callbacks == [204]
+    record = await sender.status_of(sent.sid)
+    assert record["status"] == "delivered" and [h["status"] for h in record["history"]] == ["queued", "delivered"]
+    assert [(e.action, e.outcome) for e in await _events(cfg)] == [("sms_sent", "queued"), ("sms_status", "delivered")]
+
+
+@pytest.mark.parametrize("failures,drops,attempts", [([500, 503], 0, 3), ([], 2, 3), ([502], 1, 3)])
+async def test_5xx_and_network_errors_are_retried(stack, failures, drops, attempts):
+    client, stub, provider, cfg, app = stack
+    provider.fail_statuses, provider.drop = list(failures), drops
+    sent = await app["sms_sender"].send(SENDER, "hello (synthetic)", "sms-test-conv")
+    assert sent.attempts == attempts and len(provider.sent) == 1
+
+
+async def test_4xx_is_not_retried(stack):
+    client, stub, provider, cfg, app = stack
+    provider.fail_statuses = [400, 500]
+    with pytest.raises(SendFailed) as failure:
+        await app["sms_sender"].send(SENDER, "hello (synthetic)", "sms-test-conv")
+    assert not failure.value.retryable and provider.requests == 1 and provider.fail_statuses == [500]
+
+
+async def test_gives_up_after_the_last_retry_and_audits(stack):
+    client, stub, provider, cfg, app = stack
+    provider.fail_statuses = [500] * 10
+    with pytest.raises(SendFailed) as failure:
+        await app["sms_sender"].send(SENDER, "hello (synthetic)", "sms-test-conv")
+    assert failure.value.retryable and provider.requests == 1 + len(FAST)
+    assert ("sms_send_failed", "gave_up") in [(e.action, e.outcome) for e in await _events(cfg)]
+
+
+async def test_status_callback_must_be_signed_and_valid(stack):
+    client, stub, provider, cfg, app = stack
+    params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
+    assert (await client.post("/sms/status", data=params, headers={"X-Twilio-Signature": "x"})).status == 403
+    from tests.gateway_helpers import sign
+
+    bad = {**params, "MessageStatus": "exploded"}
+    resp = await client.post("/sms/status", data=bad,
+                             headers={"X-Twilio-Signature": sign(cfg, bad, url=cfg.public_base_url + "/sms/status")})
+    assert resp.status == 400
+    assert ("webhook_refused", "bad_signature") in [(e.action, e.outcome) for e in await _events(cfg)]
+
+
+async def test_slow_rasa_gets_a_holding_message_then_the_answer_by_api(stack):
+    client, stub, provider, cfg, app = stack
+    stub.delay = 1.0
+    started = time.monotonic()
+    resp = await post(client, cfg, sms("when do you open", "SM" + "1" * 32))
+    took = time.monotonic() - started
+    [holding] = messages(await resp.text())
+    assert "in a moment" in holding and took < stub.delay  # did not wait for Rasa
+    await app["pipeline"].drain()
+    assert [(m["To"], m["Body"]) for m in provider.sent] == [(SENDER, "hello from the bot")]
+    # A retry of the same webhook replays the holding message; nothing is sent twice.
+    again = await post(client, cfg, sms("when do you open", "SM" + "1" * 32))
+    assert messages(await again.text()) == [holding] and len(provider.sent) == 1
+
+
+async def test_late_answer_is_not_sent_after_an_opt_out(stack):
+    client, stub, provider, cfg, app = stack
+    stub.delay = 1.0
+    await post(client, cfg, sms("when do you open", "SM" + "2" * 32))
+    await post(client, cfg, sms("STOP", "SM" + "3" * 32))
+    await app["pipeline"].drain()
+    assert provider.sent == []
+    assert ("outbound_refused", "opted_out") in [(e.action, e.outcome) for e in await _events(cfg)]
+
+
+# -- the gate's other rules --------------------------------------------------------------------
+
+async def test_gate_quiet_hours_and_phi(settings_env):
+    cfg = load_settings()
+    rc = redis.asyncio.Redis.from_url(cfg.redis_url)
+    keys = KeyRing.from_root(cfg.data_key)
+    consent = ConsentRegistry(rc, keys, cfg.redis_prefix)
+    gate = OutboundGate(consent, AuditLog(rc, keys, cfg.redis_prefix))
+    idx, conv = phone_index(keys, SENDER), conversation_id(keys, "sms", SENDER)
+    await consent.record_opt_in(idx, "web_form", "yes to texts (synthetic)")
+    chicago = "America/Chicago"
+    late = datetime(2030, 1, 2, 4, 30, tzinfo=timezone.utc)  # 22:30 in Chicago
+    noon = datetime(2030, 1, 2, 18, 0, tzinfo=timezone.utc)
+    assert (await gate.check(idx, conv, "reminder", "system:reminders", tz=chicago, now=late)).reason == "quiet_hours"
+    assert (await gate.check(idx, conv, "staff", "staff:demo", tz=chicago, now=late)).allowed
+    assert (await gate.check(idx, conv, "reminder", "system:reminders", tz=chicago, now=noon)).allowed
+    assert (await gate.check(idx, conv, "staff", "staff:demo", phi_class="phi", verified=False)).reason == "phi_unverified"
+    assert (await gate.check(idx, conv, "staff", "staff:demo", phi_class="phi", verified=True)).allowed
+    await rc.close()
+
+
+def test_quiet_hours_boundaries_and_recipient_time_zone():
+    tz = "America/New_York"
+    assert in_quiet_hours(datetime(2030, 1, 2, 12, 59, tzinfo=timezone.utc), tz)  # 07:59
+    assert not in_quiet_hours(datetime(2030, 1, 2, 13, 0, tzinfo=timezone.utc), tz)  # 08:00
+    assert not in_quiet_hours(datetime(2030, 1, 3, 1, 59, tzinfo=timezone.utc), tz)  # 20:59
+    assert in_quiet_hours(datetime(2030, 1, 3, 2, 0, tzinfo=timezone.utc), tz)  # 21:00
+    assert local_timezone("+12125550100", "America/Chicago") == "America/New_York"
+    assert local_timezone("+13105550100", "America/Chicago") == "America/Los_Angeles"
