@@ -105,6 +105,7 @@ class AppointmentStore:
             ]
             writes.set(self._k("appt", aid), self._seal("appt", aid, doc))
             writes.zadd(self._k("patient-appts", pid), {aid: appt.start.timestamp()})
+            writes.zadd(self._k("appts-by-start", "all"), {aid: appt.start.timestamp()})
         await writes.execute()
         return {
             "patients": len(bundle.patients),
@@ -143,6 +144,15 @@ class AppointmentStore:
                     best = appt
                 break  # sorted by start: the first upcoming one is this patient's next
         return best
+
+    async def starting_between(self, start: datetime, end: datetime) -> List[StoredAppointment]:
+        """Appointments starting in [start, end), soonest first (any status)."""
+        out = []
+        for aid in await self.redis.zrangebyscore(self._k("appts-by-start", "all"), start.timestamp(), f"({end.timestamp()}"):
+            appt = await self.get_appointment(aid.decode() if isinstance(aid, bytes) else aid)
+            if appt is not None:
+                out.append(appt)
+        return out
 
     # -- changes -----------------------------------------------------------------------------
     async def record_change(

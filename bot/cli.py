@@ -6,6 +6,7 @@
     patientbot import-fhir BUNDLE.json  load patients, practitioners and appointments
     patientbot demo-data                load the synthetic demo bundle, dates moved to this week
     patientbot handoff list             the staff queue (pseudonymous conversation ids)
+    patientbot remind [--at TIME]       send the appointment reminders due; show who got one, who not, why
     patientbot consent show NUMBER      a number's consent state and full history
     patientbot consent export [--format jsonl|csv] [--out FILE]   every consent change, for review
 """
@@ -137,6 +138,51 @@ def cmd_handoff_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remind(args: argparse.Namespace) -> int:
+    """Send the reminders due now (or at --at), and print who got one and who did not, and why."""
+    from datetime import datetime, timezone
+
+    import aiohttp
+
+    from bot.audit import AuditLog
+    from bot.consent import ConsentRegistry
+    from bot.crypto import keyring
+    from bot.office import load_office
+    from bot.outbound import OutboundGate
+    from bot.redis_client import async_redis
+    from bot.reminders import Reminders
+    from channels.sms_sender import SmsSender
+
+    cfg = settings()
+    at = datetime.fromisoformat(args.at) if args.at else datetime.now(timezone.utc)
+    if at.tzinfo is None:
+        return _fail("--at needs a time zone, e.g. 2030-01-14T15:00:00+00:00")
+    windows = [int(w) for w in args.windows.split(",")]
+
+    async def run():
+        client = async_redis(cfg)
+        keys = keyring(cfg.data_key)
+        try:
+            async with aiohttp.ClientSession() as http:
+                sender = SmsSender(http, cfg, client, keys)
+                gate = OutboundGate(ConsentRegistry(client, keys, cfg.redis_prefix), AuditLog(client, keys, cfg.redis_prefix))
+
+                async def send(to, body, conversation):
+                    return await sender.send(to, body, conversation, actor="system:reminders")
+
+                return await Reminders(client, keys, cfg.redis_prefix, load_office(cfg.office_config), gate, send,
+                                       windows).run(at)
+        finally:
+            await client.close()
+
+    outcomes = asyncio.run(run())
+    for o in outcomes:
+        print(f"{o.result:7} {o.reason:20} {o.window_hours:>3} h  appointment {o.appointment[:12]}  number {o.number_index[:12]}")
+    sent = sum(o.result == "sent" for o in outcomes)
+    print(f"{sent} reminder(s) sent, {len(outcomes) - sent} not sent")
+    return 0
+
+
 def _cli_actor() -> str:
     """Who ran the command, for the audit trail: the operating-system account."""
     import getpass
@@ -242,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo-data", help="load the synthetic demo bundle").set_defaults(func=cmd_demo_data)
     handoff = sub.add_parser("handoff", help="the staff hand-off queue").add_subparsers(dest="handoff_cmd", required=True)
     handoff.add_parser("list", help="conversations waiting for staff").set_defaults(func=cmd_handoff_list)
+    p = sub.add_parser("remind", help="send the appointment reminders that are due")
+    p.add_argument("--at", help="pretend it is this time (ISO 8601 with zone); default now")
+    p.add_argument("--windows", default="48,2", help="hours before the appointment, comma-separated")
+    p.set_defaults(func=cmd_remind)
     consent = sub.add_parser("consent", help="the consent record").add_subparsers(dest="consent_cmd", required=True)
     p = consent.add_parser("show", help="a number's consent state and history")
     p.add_argument("number")

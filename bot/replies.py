@@ -32,6 +32,23 @@ def appointment_notice(start: datetime, office: Office) -> str:
     )
 
 
+REMINDER_LIMIT = 160  # one SMS segment: carriers' healthcare-message guidance
+
+
+def reminder(start: datetime, office: Office) -> str:
+    """A reminder with only minimum-necessary content. Never offers "CANCEL" as a reply: carriers
+    treat a bare CANCEL as an opt-out, so cancelling is by phone."""
+    text = (f"{office.name}: reminder of your appointment {when_text(start, office)}. "
+            f"Reply C to confirm, R to reschedule, or call {office.phone} to cancel.")
+    if len(text) > REMINDER_LIMIT:
+        text = f"Appt reminder: {when_text(start, office)}. Reply C to confirm, R to reschedule. {office.phone}"
+    return text[:REMINDER_LIMIT]
+
+
+def reminder_clarify(office: Office) -> str:
+    return f"Sorry, I didn't catch that. Reply C to confirm your appointment or R to reschedule, or call {office.phone}."
+
+
 def confirmed(start: datetime, office: Office) -> str:
     return f"Thank you, you're confirmed for {when_text(start, office)} at {office.name}. See you then!"
 

@@ -8,7 +8,8 @@ Then, in this order (see DESIGN.md):
 4. audit "received";
 5. emergency detector, before everything else that follows;
 6. opt-out / opt-in / HELP keywords;
-7. hand-off: a conversation held by staff goes to the staff inbox;
+7. hand-off: a conversation held by staff goes to the staff inbox; then replies to a pending
+   appointment reminder, handled deterministically (bot/reminders.py);
 8. Rasa, then the PHI egress guard on each reply.
 
 Message text is never logged; conversations are referred to by their pseudonym.
@@ -32,6 +33,7 @@ from bot.crypto import KeyRing, conversation_id, phone_index
 from bot.handoff import HandoffQueue
 from bot.keywords import classify_keyword, is_opt_in_word
 from bot.office import Office
+from bot.reminders import ReminderReplies
 from bot.safety import Emergency, detect_emergency, redirect_reply
 from channels.rasa_client import BotReply, RasaClient, RasaUnavailable
 
@@ -77,6 +79,7 @@ class InboundPipeline:
         self.handoff = HandoffQueue(redis, prefix)
         self.audit = AuditLog(redis, keys, prefix)
         self._late: Set[asyncio.Future] = set()
+        self.reminder_replies = ReminderReplies(redis, keys, prefix, office, self.audit)
 
     # -- replies the gateway gives on its own -----------------------------------------------
     def unavailable_reply(self) -> str:
@@ -186,6 +189,12 @@ class InboundPipeline:
             if text:
                 await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, conversation))
             return []
+
+        # 7b. An answer to a pending appointment reminder ("C", "R", "can't make it").
+        if msg.channel == "sms" and text:
+            answer = await self.reminder_replies.handle(conversation, msg.channel, text)
+            if answer is not None:
+                return answer
 
         if msg.media:
             await self.audit.record(SYSTEM, "media_refused", conversation, "not_processed", {"count": msg.media})
