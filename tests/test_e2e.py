@@ -3,9 +3,11 @@ on its own ports and Redis prefix, and a synthetic patient texting through signe
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -120,6 +122,47 @@ def test_unsigned_request_is_refused(stack):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 403
+
+
+def test_replayed_webhook_gets_the_first_answer_and_no_second_side_effect(stack):
+    data, headers = signed_sms(stack.cfg, "+15550100178", "hi")
+    answers = []
+    for _ in range(2):  # the provider retries with the very same signed request
+        req = urllib.request.Request(f"{stack.cfg.public_base_url}/sms/inbound", data=data, headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answers.append(parse_twiml(resp.read().decode()))
+    assert answers[0] == answers[1] and "assistant" in answers[0][0]
+    tampered = data.replace(b"Body=hi", b"Body=ho")
+    req = urllib.request.Request(f"{stack.cfg.public_base_url}/sms/inbound", data=tampered, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 403
+
+
+def test_emergency_and_opt_out_through_the_running_stack(stack):
+    number = "+15550100179"
+    [redirect] = text(stack, "my wife collapsed and she isnt breathing", number)
+    assert "911" in redirect
+    [stopped] = text(stack, "STOP", number)
+    assert "unsubscribed" in stopped
+    assert text(stack, "what are your hours", number) == []  # silence after an opt-out
+    [crisis] = text(stack, "i want to end my life", number)  # ...except an emergency redirect
+    assert "988" in crisis
+
+
+def test_reminder_run_against_the_provider_stand_in(stack):
+    [subscribed] = text(stack, "START")  # the demo number agrees to texts
+    assert "subscribed" in subscribed
+    env = {**os.environ, **stack.env}
+    run = subprocess.run([sys.executable, "-m", "bot.cli", "remind", "--at", "2030-01-14T18:00:00+00:00"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "1 reminder(s) sent" in run.stdout
+    with urllib.request.urlopen(f"{stack.cfg.sms_api_base}/_standin/messages", timeout=10) as resp:
+        sent = json.loads(resp.read())["messages"]
+    assert [m["To"] for m in sent] == [DEMO_NUMBER] and "Jan 15 at 9:30 AM" in sent[0]["Body"]
+    [confirmed] = text(stack, "1")
+    assert "confirmed" in confirmed
 
 
 def test_rasa_and_actions_refuse_callers_without_the_secret(stack):

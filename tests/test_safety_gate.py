@@ -295,3 +295,18 @@ async def test_gate_events_are_audited_in_an_intact_chain_without_clear_text(gat
     with pytest.raises(ValueError, match="actor"):
         await audit.record("", "message_sent", conv)
     await rc.close()
+
+
+async def test_keyword_gate_answers_with_rasa_down(settings_env, aiohttp_client, monkeypatch):
+    monkeypatch.setenv("RASA_PORT", "1")  # nothing listens there: Rasa is down
+    monkeypatch.setenv("ACTION_PORT", "1")
+    cfg = load_settings()
+    client = await aiohttp_client(create_app(cfg))
+    [help_reply] = messages(await (await post(client, cfg, sms("HELP", sid(300)))).text())
+    assert "Reply STOP" in help_reply
+    [stopped] = messages(await (await post(client, cfg, sms("STOP", sid(301)))).text())
+    assert "unsubscribed" in stopped
+    [started] = messages(await (await post(client, cfg, sms("START", sid(302)))).text())
+    assert "subscribed again" in started
+    [redirect] = messages(await (await post(client, cfg, sms("someone overdosed", sid(303)))).text())
+    assert "1-800-222-1222" in redirect
