@@ -121,16 +121,17 @@ async def test_import_failing_midway_writes_nothing(store, bundle, redis_sync, p
 async def test_nothing_identifying_at_rest(store, bundle, redis_sync, prefix):
     await store.import_bundle(bundle, "test")
     data = stored(redis_sync, prefix)
-    assert len(data) == 3 + 2 + 3 + 2 + 3  # patients, practitioners, appts, phone sets, appt indexes
+    assert len(data) == 3 + 2 + 3 + 2 + 3 + 1  # patients, practitioners, appts, phone sets, appt indexes, by-start
     forbidden = {"Alex", "Demopatient", "Robin", "Samplename", "Jordan", "Example", "Casey", "Placeholder",
                  "5550100101", "5550100102", "555-010-01", "0100101", "0100102", "1980-01-01", "2012-06-15",
                  "1975-11-30", "19800101", "DEMO-000", "demo-patient", "demo-appt", "demo-practitioner"}
-    key_shape = re.compile(rf"^{re.escape(prefix)}(patient|phone|practitioner|appt|patient-appts):[0-9a-f]{{32,40}}$")
+    key_shape = re.compile(rf"^{re.escape(prefix)}((patient|phone|practitioner|appt|patient-appts):[0-9a-f]{{32,40}}"
+                           rf"|appts-by-start:all)$")
     for key, values in data.items():
         assert key_shape.match(key.decode()), key
         kind = key.decode()[len(prefix):].split(":")[0]
         for value in values:
-            if kind in ("phone", "patient-appts"):  # members are blind indexes ...
+            if kind in ("phone", "patient-appts", "appts-by-start"):  # members are blind indexes ...
                 assert re.fullmatch(rb"[0-9a-f]{32}", value), value
             else:  # ... everything else is a sealed ciphertext (so short names like "Sam" cannot leak)
                 assert re.fullmatch(rb"pb1\.[0-9a-f]{8}\.[A-Za-z0-9_-]+", value), value[:20]
