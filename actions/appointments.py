@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot import phi, replies
 from bot.appointments import StoredAppointment
+from bot.identity import request_verification
 from actions.common import channel_of, say, sender_phone_index, services
 
 ACTOR_PATIENT = "patient"  # changes made by the patient themselves, over their own channel
@@ -30,11 +31,45 @@ class ActionAppointmentDetails(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
         office = services().office
+        if phi.mentions_someone_else(tracker.latest_message.get("text") or ""):
+            say(dispatcher, replies.someone_else(office))
+            return []
         appt = await _next_appointment(tracker)
         if appt is None:
             say(dispatcher, replies.no_appointment(office))
         else:
             say(dispatcher, replies.appointment_notice(appt.start, office), phi.NOTICE)
+        return []
+
+
+class ActionAppointmentSpecifics(Action):
+    """What the visit is for, with whom, what to bring: PHI, so only to a verified patient.
+
+    Unverified, the action asks for the date of birth and remembers the question; the gateway
+    checks the answer (it never reaches the bot) and then asks this action again.
+    """
+
+    def name(self) -> Text:
+        return "action_appointment_specifics"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
+        svc = services()
+        if phi.mentions_someone_else(tracker.latest_message.get("text") or ""):
+            say(dispatcher, replies.someone_else(svc.office))
+            return []
+        session = await svc.identity.session(tracker.sender_id, channel_of(tracker))
+        if session is None:
+            await request_verification(svc.identity, tracker.sender_id, "ask_appointment_specifics")
+            say(dispatcher, replies.ask_dob(svc.office))
+            return []
+        appt = await svc.appointments.next_for_patient(session.patient_ref)
+        if appt is None:
+            say(dispatcher, replies.no_appointment(svc.office))
+            return []
+        d = appt.data
+        say(dispatcher, replies.appointment_specifics(appt.start, svc.office, d.get("service_type") or "",
+                                                      d.get("practitioner_name") or "", d.get("instructions") or ""),
+            phi.PHI)
         return []
 
 

@@ -16,6 +16,7 @@ from bot.appointments import AppointmentStore
 from bot.config import Settings, settings
 from bot.crypto import KeyRing, keyring, phone_index_from_conversation
 from bot.handoff import HandoffQueue
+from bot.identity import IdentityRegistry
 from bot.office import Office, load_office
 from bot.redis_client import async_redis
 
@@ -27,6 +28,7 @@ class Services:
     office: Office
     appointments: AppointmentStore
     handoff: HandoffQueue
+    identity: IdentityRegistry
 
 
 _by_loop: Dict[int, Services] = {}
@@ -46,6 +48,7 @@ def services() -> Services:
             office=load_office(cfg.office_config),
             appointments=AppointmentStore(client, keys, cfg.redis_prefix),
             handoff=HandoffQueue(client, cfg.redis_prefix),
+            identity=IdentityRegistry(client, keys, cfg.redis_prefix),
         )
     return found
 

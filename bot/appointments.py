@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Dict, List, Optional, Tuple
 
 import redis.asyncio as aioredis
 
@@ -144,6 +144,24 @@ class AppointmentStore:
                     best = appt
                 break  # sorted by start: the first upcoming one is this patient's next
         return best
+
+    async def next_for_patient(self, pid: str, now: Optional[datetime] = None) -> Optional[StoredAppointment]:
+        """The patient's own soonest upcoming appointment (a verified patient on a shared phone)."""
+        now = now or datetime.now(timezone.utc)
+        for aid in await self.redis.zrangebyscore(self._k("patient-appts", pid), (now - STILL_CURRENT).timestamp(), "+inf"):
+            appt = await self.get_appointment(aid.decode() if isinstance(aid, bytes) else aid)
+            if appt is not None and appt.status in UPCOMING_STATUSES:
+                return appt
+        return None
+
+    async def birth_dates_at(self, phone_idx: str) -> List[Tuple[str, date]]:
+        """(patient ref, birth date) of every patient at the number: the verification candidates."""
+        out = []
+        for pid in await self.patients_at(phone_idx):
+            patient = await self.get_patient(pid)
+            if patient and patient.get("birth_date"):
+                out.append((pid, date.fromisoformat(patient["birth_date"])))
+        return out
 
     async def starting_between(self, start: datetime, end: datetime) -> List[StoredAppointment]:
         """Appointments starting in [start, end), soonest first (any status)."""

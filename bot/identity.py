@@ -222,3 +222,35 @@ class IdentityRegistry:
             await self._fail(conversation, now)
             return False
         return bool(await self.redis.delete(key))  # single use: only the first of two racing checks wins
+
+
+# -- what the patient asked before being asked to verify -------------------------------------------
+PENDING_TTL = timedelta(minutes=10)
+
+
+async def request_verification(registry: IdentityRegistry, conversation: str, intent: str) -> None:
+    """Remember that ``conversation`` was asked for its DOB to answer ``intent`` (no PHI kept)."""
+    await registry.redis.set(registry._k("pending", conversation), intent, ex=int(PENDING_TTL.total_seconds()))
+
+
+async def pending_verification(registry: IdentityRegistry, conversation: str) -> Optional[str]:
+    raw = await registry.redis.get(registry._k("pending", conversation))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+async def clear_pending(registry: IdentityRegistry, conversation: str) -> None:
+    await registry.redis.delete(registry._k("pending", conversation))
+
+
+DATE_LIKE = re.compile(
+    r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}\b"
+    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{2,4}\b"
+    r"|\b\d{1,2}(?:st|nd|rd|th)? (?:of )?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,? \d{2,4}\b",
+    re.IGNORECASE,
+)
+
+
+def mask_dates(text: str) -> str:
+    """``text`` with every full date replaced by ``[date]``: what the bot's NLU and tracker get,
+    so a date of birth typed out of turn is never kept."""
+    return DATE_LIKE.sub("[date]", text)

@@ -12,6 +12,8 @@ every reply, so a mistake in an action cannot send PHI to an unverified conversa
 """
 from __future__ import annotations
 
+import re
+
 PUBLIC = "public"
 NOTICE = "notice"
 PHI = "phi"
@@ -25,3 +27,21 @@ def egress_allowed(phi_class: str, verified: bool) -> bool:
     if phi_class == PHI:
         return verified
     return False
+
+
+# Someone asking about another person's care: they get the neutral reply, never a record.
+_OTHER = (r"(?:mom|mother|dad|father|husband|wife|partner|son|daughter|kid|child|baby|brother|sister|"
+          r"grandma|grandmother|grandpa|grandfather|aunt|uncle|friend|boyfriend|girlfriend|neighbou?r|"
+          r"patient|client|mum|spouse|fiance|fiancee)")
+_SOMEONE_ELSE = re.compile(
+    rf"\b(?:my|our|his|her|their) {_OTHER}(?:'?s)?\b.{{0,40}}\b(?:appointment|appt|visit|results?|record|"
+    rf"meds|medication|prescription|doctor|dr|bill|balance|test)\b"
+    rf"|\b(?:for|about|on behalf of|calling for|texting for|asking for) (?:my|our) {_OTHER}\b"
+    rf"|\b(?:my|our) {_OTHER}'?s\b",
+    re.IGNORECASE,
+)
+
+
+def mentions_someone_else(text: str) -> bool:
+    """Whether the message asks about another person ("my mom's appointment", "for my husband")."""
+    return bool(_SOMEONE_ELSE.search(text.replace("\u2019", "'")))

@@ -119,3 +119,44 @@ def opted_out(office: Office) -> str:
 def opted_in(office: Office) -> str:
     return (f"{office.name}: You're subscribed again to appointment and office texts. "
             "Msg&data rates may apply. Reply HELP for help, STOP to opt out.")
+
+
+# -- identity verification (public: none of these says whether a record exists) -----------------
+def ask_dob(office: Office) -> str:
+    return ("To protect your privacy I need to check it's you. Please reply with your date of birth "
+            "(MM/DD/YYYY).")
+
+
+def verification_failed(office: Office) -> str:
+    """One reply for every failure: wrong date, unknown number, locked out."""
+    return (f"Sorry, I couldn't verify that. For your privacy I can't share details by text right now. "
+            f"Please call {office.name} at {office.phone}.")
+
+
+def invalid_date(reason: str) -> str:
+    return f"Hmm, {reason}."
+
+
+def someone_else(office: Office) -> str:
+    """Asked about another person: the same answer whether or not they are a patient here."""
+    return ("For privacy, I can only discuss appointments with the patient, from their own number. "
+            f"They can text us themselves, or call {office.name} at {office.phone}.")
+
+
+def appointment_specifics(start: datetime, office: Office, service: str, practitioner: str,
+                          instructions: str) -> str:
+    """PHI: only ever sent to a verified conversation."""
+    parts = [f"Your visit on {when_text(start, office)}"]
+    if service:
+        parts.append(f" is for: {service}")
+    if practitioner:
+        parts.append(f", with {practitioner}")
+    text = "".join(parts) + "."
+    if instructions:
+        text += f" {instructions}"
+    return text
+
+
+def replayed_phi() -> str:
+    """What a repeated delivery of a message gets when the first answer held PHI."""
+    return "I've already answered that message. If you didn't get my answer, please ask again."

@@ -33,6 +33,9 @@ from bot.crypto import KeyRing, conversation_id, phone_index
 from bot.handoff import HandoffQueue
 from bot.keywords import classify_keyword, is_opt_in_word
 from bot.office import Office
+from bot.appointments import AppointmentStore
+from bot.identity import (IdentityRegistry, InvalidDate, clear_pending, mask_dates, parse_dob,
+                          pending_verification)
 from bot.reminders import ReminderReplies
 from bot.safety import Emergency, detect_emergency, redirect_reply
 from channels.rasa_client import BotReply, RasaClient, RasaUnavailable
@@ -57,6 +60,13 @@ class Inbound:
     media: int = 0  # attachments (MMS): never processed, the patient is told so
 
 
+def for_rasa(text: str) -> str:
+    """What the bot may see of a patient's text: no leading "/" (Rasa would read "/intent{...}"
+    as a command, so a patient could inject intents and slots), full dates masked (a date of
+    birth never reaches the tracker), and at most one concatenated SMS long."""
+    return mask_dates(text.lstrip("/ \t"))[:MAX_TEXT_CHARS]
+
+
 def clean_text(text: str) -> str:
     """Drop control and format characters (keep newlines) and trim. The whole text is kept:
     the detector reads all of it and the audit stores all of it; only Rasa gets a capped copy."""
@@ -79,7 +89,10 @@ class InboundPipeline:
         self.handoff = HandoffQueue(redis, prefix)
         self.audit = AuditLog(redis, keys, prefix)
         self._late: Set[asyncio.Future] = set()
+        self._answered_with_phi: Set[str] = set()  # message ids whose answer carried PHI
         self.reminder_replies = ReminderReplies(redis, keys, prefix, office, self.audit)
+        self.identity = IdentityRegistry(redis, keys, prefix)
+        self.appointments = AppointmentStore(redis, keys, prefix)
 
     # -- replies the gateway gives on its own -----------------------------------------------
     def unavailable_reply(self) -> str:
@@ -137,7 +150,11 @@ class InboundPipeline:
                 return earlier
             out = await self._process(msg, text, emergency)
             if msg.message_id:
-                await self._remember(msg, out)
+                # A replayed request must never fetch PHI again: whoever replays a captured,
+                # signed webhook gets the answer on their HTTP connection, not on the phone.
+                phi_sent = msg.message_id in self._answered_with_phi
+                self._answered_with_phi.discard(msg.message_id)
+                await self._remember(msg, [replies.replayed_phi()] if phi_sent else out)
             return out
         except Exception as exc:
             await self._release(msg)
@@ -190,7 +207,16 @@ class InboundPipeline:
                 await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, conversation))
             return []
 
-        # 7b. An answer to a pending appointment reminder ("C", "R", "can't make it").
+        # 7b. The date of birth asked for before PHI: checked here, never passed to the bot.
+        verification = await self._verification(msg, text, conversation)
+        if verification is not None:
+            return verification
+
+        # 7c. Questions about another person get the neutral reply, whether or not they are a patient.
+        if phi.mentions_someone_else(text):
+            return [replies.someone_else(self.office)]
+
+        # 7d. An answer to a pending appointment reminder ("C", "R", "can't make it").
         if msg.channel == "sms" and text:
             answer = await self.reminder_replies.handle(conversation, msg.channel, text)
             if answer is not None:
@@ -205,10 +231,34 @@ class InboundPipeline:
             return [self.empty_reply()]
         return await self._bot(msg, text, conversation)
 
+    async def _verification(self, msg: Inbound, text: str, conversation: str) -> Optional[List[str]]:
+        intent = await pending_verification(self.identity, conversation)
+        if intent is None or not text:
+            return None
+        try:
+            given = parse_dob(text)
+        except InvalidDate as exc:
+            return [replies.invalid_date(str(exc))]
+        if given is None:
+            return None  # not an answer: the bot takes the message, the question stays pending
+        candidates = (await self.appointments.birth_dates_at(phone_index(self.keys, msg.sender))
+                      if msg.channel == "sms" else [])
+        attempt = await self.identity.check_dob(conversation, msg.channel, given, candidates)
+        outcome = "verified" if attempt.verified else f"locked_{attempt.locked}" if attempt.locked else "failed"
+        await self.audit.record(SYSTEM, "identity_verification", conversation, outcome, {})
+        if not attempt.verified:
+            if attempt.locked:
+                await self.handoff.escalate(conversation, msg.channel, "verification_lockout", "urgent")
+            return [replies.verification_failed(self.office)]
+        await clear_pending(self.identity, conversation)
+        if not intent.replace("_", "").isalpha():
+            return []
+        return await self._ask_rasa(msg, "/" + intent, conversation)  # the gateway's own command, not patient text
+
     async def _bot(self, msg: Inbound, text: str, conversation: str) -> List[str]:
         """Rasa's answer; if it takes longer than the provider will wait, a holding message now
         and the answer later by the outbound API (through the outbound gate)."""
-        answer = asyncio.ensure_future(self._ask_rasa(msg, text, conversation))
+        answer = asyncio.ensure_future(self._ask_rasa(msg, for_rasa(text), conversation))
         if self.late_delivery is None or msg.channel != "sms":
             return await answer
         try:
@@ -223,6 +273,7 @@ class InboundPipeline:
     async def _deliver_late(self, msg: Inbound, conversation: str, answer: "asyncio.Future[List[str]]") -> None:
         try:
             texts = await answer
+            self._answered_with_phi.discard(msg.message_id)  # the webhook's stored answer is the holding message
             if texts:
                 await self.late_delivery(msg, conversation, texts)
         except Exception:  # noqa: BLE001 - a background task must log, never vanish silently
@@ -233,14 +284,17 @@ class InboundPipeline:
         if self._late:
             await asyncio.wait(list(self._late), timeout=timeout)
 
-    async def _ask_rasa(self, msg: Inbound, text: str, conversation: str) -> List[str]:
+    async def _ask_rasa(self, msg: Inbound, rasa_text: str, conversation: str) -> List[str]:
         # 8. Rasa, then the egress guard.
         try:
-            bot_replies = await self.rasa.send(conversation, text[:MAX_TEXT_CHARS], msg.channel, msg.message_id)
+            bot_replies = await self.rasa.send(conversation, rasa_text, msg.channel, msg.message_id)
         except RasaUnavailable as exc:
             logger.error("Rasa unavailable for conversation %s: %s", conversation, exc)
             return [self.unavailable_reply()]
-        allowed = self.egress_guard(conversation, bot_replies, verified=False)
+        verified = await self.identity.session(conversation, msg.channel) is not None
+        allowed = self.egress_guard(conversation, bot_replies, verified=verified)
+        if verified and msg.message_id and any(r.phi_class == phi.PHI for r in bot_replies):
+            self._answered_with_phi.add(msg.message_id)
         blocked = len(bot_replies) - len(allowed)
         if blocked:
             await self.audit.record(SYSTEM, "phi_reply_blocked", conversation, "incident", {"blocked": blocked})
@@ -267,6 +321,7 @@ class InboundPipeline:
             if state.opted_out:
                 return []  # one confirmation only, then silence
             await self.consent.record_opt_out(phone_idx, "keyword", text)  # effective before the reply
+            await self.identity.end(conversation)  # an opt-out also ends a verified session
             await self.audit.record(SYSTEM, "consent_opt_out", conversation, "recorded", {"source": "keyword"})
             logger.info("opt-out recorded for conversation %s", conversation)
             return [replies.opted_out(self.office)]

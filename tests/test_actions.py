@@ -183,3 +183,44 @@ async def test_fallback_rephrases_once_then_escalates(settings_env):
                               tracker_for(conv, "nlu_fallback", [_user("nlu_fallback"), _user("nlu_fallback")]))
     assert "staff" in second.messages[0]["text"]
     assert (await services().handoff.entry(conv))["reason"] == "repeated_misunderstanding"
+
+
+# -- PHI only after verification ----------------------------------------------------------------
+
+async def test_specifics_ask_for_the_dob_until_verified_then_speak_as_phi(records):
+    from actions.appointments import ActionAppointmentSpecifics
+    from bot.identity import pending_verification
+
+    svc = services()
+    conv = sms_conversation(PATIENT_NUMBER)
+    d = await run_action(ActionAppointmentSpecifics(), tracker_for(conv, "ask_appointment_specifics"))
+    [ask] = d.messages
+    assert "date of birth" in ask["text"] and phi_class(ask) == "public"
+    assert "Dermatology" not in ask["text"] and "Mole" not in ask["text"]
+    assert await pending_verification(svc.identity, conv) == "ask_appointment_specifics"
+    candidates = await svc.appointments.birth_dates_at(phone_index_of(PATIENT_NUMBER))
+    assert (await svc.identity.check_dob(conv, "sms", datetime(1970, 1, 2).date(), candidates)).verified
+    d = await run_action(ActionAppointmentSpecifics(), tracker_for(conv, "ask_appointment_specifics"))
+    [answer] = d.messages
+    assert phi_class(answer) == "phi"
+    assert "Dermatology consult" in answer["text"] and "Dr. Test Doctor" in answer["text"]
+    assert "Bring your list" in answer["text"]
+
+
+async def test_questions_about_someone_else_get_the_neutral_reply(records):
+    from actions.appointments import ActionAppointmentSpecifics
+
+    texts = []
+    for number in (PATIENT_NUMBER, UNKNOWN_NUMBER):
+        tracker = tracker_for(sms_conversation(number), "ask_appointment_details")
+        tracker.latest_message["text"] = "what time is my mom's appointment"
+        for action in (ActionAppointmentDetails(), ActionAppointmentSpecifics()):
+            [msg] = (await run_action(action, tracker)).messages
+            texts.append(msg["text"])
+    assert len(set(texts)) == 1 and "only discuss appointments with the patient" in texts[0]
+
+
+def phone_index_of(number: str) -> str:
+    from bot.crypto import phone_index
+
+    return phone_index(keyring(), number)

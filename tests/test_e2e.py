@@ -50,6 +50,7 @@ def stack(trained_model, tmp_path_factory) -> Iterator[Stack]:
         prefix,
         GATEWAY_PORT=str(_free_port()), RASA_PORT=str(_free_port()), ACTION_PORT=str(_free_port()),
         SMS_API_BASE=f"http://127.0.0.1:{_free_port()}",
+        SMS_RATE_LIMIT_PER_MINUTE="100000",  # scripted conversations text faster than people; limits are tested elsewhere
         PATIENTBOT_RUN_DIR=str(tmp_path_factory.mktemp("run")),
     )
     env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['GATEWAY_PORT']}"

@@ -211,3 +211,34 @@ async def test_invalid_utf8_body_is_refused_and_audited(gateway):
                              headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"})
     assert resp.status == 403 and stub.calls == []
     assert ("webhook_refused", "bad_signature") in await _audit_actions(cfg)
+
+
+async def test_intent_injection_and_dates_never_reach_the_bot(gateway):
+    client, stub, cfg = gateway
+    await post(client, cfg, sms('/provide_dob{"dob": "01/01/1980"}', _sid(300)))
+    await post(client, cfg, sms("my birthday is March 14, 1962 ok", _sid(301)))
+    assert [c["text"] for c in stub.calls] == ['provide_dob{"dob": "[date]"}', "my birthday is [date] ok"]
+
+
+async def test_a_pending_dob_answer_is_checked_by_the_gateway_not_the_bot(gateway):
+    from bot.crypto import KeyRing, conversation_id
+    from bot.identity import IdentityRegistry, request_verification
+    import redis as redis_lib
+
+    client, stub, cfg = gateway
+    rc = redis_lib.asyncio.Redis.from_url(cfg.redis_url)
+    conv = conversation_id(KeyRing.from_root(cfg.data_key), "sms", "+15550100121")
+    await request_verification(IdentityRegistry(rc, KeyRing.from_root(cfg.data_key), cfg.redis_prefix), conv,
+                               "ask_appointment_specifics")
+    [failed] = messages(await (await post(client, cfg, sms("01/01/1980", _sid(310)))).text())
+    assert "couldn't verify" in failed and stub.calls == []  # unknown number: the same failure reply
+    [clear] = messages(await (await post(client, cfg, sms("02/30/1980", _sid(311)))).text())
+    assert "doesn't exist" in clear and stub.calls == []
+    assert ("identity_verification", "failed") in await _audit_actions(cfg)
+    await rc.close()
+
+
+async def test_someone_elses_appointment_gets_the_neutral_reply_without_the_bot(gateway):
+    client, stub, cfg = gateway
+    [reply] = messages(await (await post(client, cfg, sms("what time is my mom's appointment", _sid(320)))).text())
+    assert "only discuss appointments with the patient" in reply and stub.calls == []

@@ -32,7 +32,7 @@ def test_held_out_intent_macro_f1_meets_the_bar(trained_model):
     result = nlu_eval.evaluate(trained_model)
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / "nlu_holdout.md").write_text(nlu_eval.to_markdown(result), encoding="utf-8")
-    assert result["n"] >= 23 * 10
+    assert result["n"] >= 24 * 10
     assert set(result["per_intent"]) >= {"confirm_appointment", "cancel_appointment", "ask_hours", "request_human"}
     assert result["macro_f1"] >= MACRO_F1_BAR, nlu_eval.to_markdown(result)
 
