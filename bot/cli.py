@@ -7,6 +7,7 @@
     patientbot demo-data                load the synthetic demo bundle, dates moved to this week
     patientbot handoff list             the staff queue (pseudonymous conversation ids)
     patientbot remind [--at TIME]       send the appointment reminders due; show who got one, who not, why
+    patientbot identity unlock NUMBER   lift a verification lock-out (staff, after a phone check)
     patientbot consent show NUMBER      a number's consent state and full history
     patientbot consent export [--format jsonl|csv] [--out FILE]   every consent change, for review
 """
@@ -183,6 +184,27 @@ def cmd_remind(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identity_unlock(args: argparse.Namespace) -> int:
+    """Staff lift a verification lock-out (after checking the caller's identity by phone)."""
+    from bot.crypto import conversation_id
+    from bot.identity import IdentityRegistry
+    from bot.phone import InvalidPhoneNumber, to_e164
+
+    try:
+        number = to_e164(args.number, settings().default_region)
+    except InvalidPhoneNumber:
+        return _fail("not a phone number")
+
+    async def unlock(registry, client, cfg):
+        conv = conversation_id(registry.keys, "sms", number)
+        await IdentityRegistry(client, registry.keys, cfg.redis_prefix).staff_unlock(conv)
+        await _audit(client, cfg, "verification_unlocked", conv, {})
+        return conv
+
+    print(f"verification unlocked for conversation {asyncio.run(_with_registry(unlock))}")
+    return 0
+
+
 def _cli_actor() -> str:
     """Who ran the command, for the audit trail: the operating-system account."""
     import getpass
@@ -292,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", help="pretend it is this time (ISO 8601 with zone); default now")
     p.add_argument("--windows", default="48,2", help="hours before the appointment, comma-separated")
     p.set_defaults(func=cmd_remind)
+    identity = sub.add_parser("identity", help="identity verification").add_subparsers(dest="identity_cmd",
+                                                                                     required=True)
+    p = identity.add_parser("unlock", help="lift a verification lock-out for a number")
+    p.add_argument("number")
+    p.set_defaults(func=cmd_identity_unlock)
     consent = sub.add_parser("consent", help="the consent record").add_subparsers(dest="consent_cmd", required=True)
     p = consent.add_parser("show", help="a number's consent state and history")
     p.add_argument("number")

@@ -142,7 +142,8 @@ class IdentityRegistry:
 
     async def end(self, conversation: str) -> None:
         """End verification (idle, expired, opt-out, or the patient's own request)."""
-        await self.redis.delete(self._k("session", conversation), self._k("otp", conversation))
+        await self.redis.delete(self._k("session", conversation), self._k("otp", conversation),
+                                self._k("code-step", conversation))
 
     # -- date of birth -------------------------------------------------------------------------
     async def lock_state(self, conversation: str, now: Optional[datetime] = None) -> Optional[str]:
@@ -154,7 +155,8 @@ class IdentityRegistry:
         return "short" if recent >= SHORT_LOCK_AFTER else None
 
     async def check_dob(self, conversation: str, channel: str, given: date,
-                        candidates: Iterable[Tuple[str, date]], now: Optional[datetime] = None) -> Attempt:
+                        candidates: Iterable[Tuple[str, date]], now: Optional[datetime] = None,
+                        then_code: bool = False) -> Attempt:
         """Compare ``given`` with the birth dates of the patients on file for this number.
 
         ``candidates`` are (patient ref, birth date) of every patient at the sender's number
@@ -167,7 +169,11 @@ class IdentityRegistry:
         matches = [ref for ref, born in candidates if hmac.compare_digest(born.isoformat(), given.isoformat())]
         if len(matches) == 1:
             await self.redis.delete(self._k("fails", conversation))
-            await self._store_session(conversation, Session(matches[0], channel, now, now))
+            if then_code:  # the date matched; the session starts only with the one-time code
+                key = self._k("code-step", conversation)
+                await self.redis.set(key, self.keys.encrypt_text(matches[0], key), ex=int(OTP_TTL.total_seconds()))
+            else:
+                await self._store_session(conversation, Session(matches[0], channel, now, now))
             return Attempt(True, None, matches[0])
         return Attempt(False, await self._fail(conversation, now))
 
@@ -206,6 +212,25 @@ class IdentityRegistry:
             pipe.expire(sent_key, 3600)
             await pipe.execute()
         return code
+
+    async def awaiting_code(self, conversation: str) -> bool:
+        return bool(await self.redis.exists(self._k("code-step", conversation)))
+
+    async def complete_with_code(self, conversation: str, channel: str, code: str,
+                                 now: Optional[datetime] = None) -> Attempt:
+        """Second step: the right code within 10 minutes starts the session for the matched patient."""
+        now = now or datetime.now(timezone.utc)
+        locked = await self.lock_state(conversation, now)
+        if locked:
+            return Attempt(False, locked)
+        key = self._k("code-step", conversation)
+        token = await self.redis.get(key)
+        if token is None or not await self.check_code(conversation, code, now):
+            return Attempt(False, await self.lock_state(conversation, now))
+        patient_ref = self.keys.decrypt_text(token.decode() if isinstance(token, bytes) else token, key)
+        await self.redis.delete(key)
+        await self._store_session(conversation, Session(patient_ref, channel, now, now))
+        return Attempt(True, None, patient_ref)
 
     async def check_code(self, conversation: str, code: str, now: Optional[datetime] = None) -> bool:
         """True once for the right code within 10 minutes; the code is spent either way on success."""

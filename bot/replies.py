@@ -160,3 +160,11 @@ def appointment_specifics(start: datetime, office: Office, service: str, practit
 def replayed_phi() -> str:
     """What a repeated delivery of a message gets when the first answer held PHI."""
     return "I've already answered that message. If you didn't get my answer, please ask again."
+
+
+def code_sent(office: Office) -> str:
+    return "Thanks. I've sent you a 6-digit code in a separate text; reply with it to continue."
+
+
+def one_time_code(office: Office, code: str) -> str:
+    return f"{office.name}: your code is {code}. It expires in 10 minutes. Don't share it with anyone."

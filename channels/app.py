@@ -86,6 +86,8 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
         app["sms_sender"] = SmsSender(app["http"], cfg, app["redis"], keys)
         pipeline.late_delivery = sms.late_delivery(app["sms_sender"], pipeline)
         pipeline.holding_after = cfg.sms_holding_after
+        if cfg.idv_require_code:
+            pipeline.send_code = sms.code_delivery(app["sms_sender"], pipeline)
 
     async def stop(app: web.Application) -> None:
         await app["pipeline"].drain()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import logging
 import unicodedata
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class InboundPipeline:
     # Set by the app when an outbound sender exists: (message, conversation, texts) -> delivered later.
     late_delivery: Optional[Callable[[Inbound, str, List[str]], Awaitable[None]]] = None
     holding_after: float = 1.5  # seconds: past this the webhook answers with a holding message
+    # Set by the app when verification needs a one-time code: (message, conversation, text) -> sent.
+    send_code: Optional[Callable[[Inbound, str, str], Awaitable[bool]]] = None
 
     def __init__(self, redis: aioredis.Redis, keys: KeyRing, rasa: RasaClient, office: Office, prefix: str) -> None:
         self.redis = redis
@@ -235,6 +238,9 @@ class InboundPipeline:
         intent = await pending_verification(self.identity, conversation)
         if intent is None or not text:
             return None
+        if await self.identity.awaiting_code(conversation) and re.fullmatch(r"\s*\d{6}\s*", text):
+            attempt = await self.identity.complete_with_code(conversation, msg.channel, text.strip())
+            return await self._verified_or_not(msg, conversation, intent, attempt)
         try:
             given = parse_dob(text)
         except InvalidDate as exc:
@@ -243,7 +249,17 @@ class InboundPipeline:
             return None  # not an answer: the bot takes the message, the question stays pending
         candidates = (await self.appointments.birth_dates_at(phone_index(self.keys, msg.sender))
                       if msg.channel == "sms" else [])
-        attempt = await self.identity.check_dob(conversation, msg.channel, given, candidates)
+        with_code = self.send_code is not None
+        attempt = await self.identity.check_dob(conversation, msg.channel, given, candidates, then_code=with_code)
+        if attempt.verified and with_code:
+            code = await self.identity.issue_code(conversation)
+            await self.audit.record(SYSTEM, "identity_verification", conversation, "dob_matched", {})
+            if code is None or not await self.send_code(msg, conversation, replies.one_time_code(self.office, code)):
+                return [replies.verification_failed(self.office)]
+            return [replies.code_sent(self.office)]
+        return await self._verified_or_not(msg, conversation, intent, attempt)
+
+    async def _verified_or_not(self, msg: Inbound, conversation: str, intent: str, attempt) -> List[str]:
         outcome = "verified" if attempt.verified else f"locked_{attempt.locked}" if attempt.locked else "failed"
         await self.audit.record(SYSTEM, "identity_verification", conversation, outcome, {})
         if not attempt.verified:

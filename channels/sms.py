@@ -147,6 +147,22 @@ def late_delivery(sender: SmsSender, pipeline):
     return deliver
 
 
+def code_delivery(sender: SmsSender, pipeline):
+    """Send a one-time verification code to the number on file (the sender, whose number matched)."""
+    gate = OutboundGate(ConsentRegistry(pipeline.redis, pipeline.keys, pipeline.prefix), pipeline.audit)
+
+    async def deliver(msg: Inbound, conversation: str, text: str) -> bool:
+        if not (await gate.check(phone_index(pipeline.keys, msg.sender), conversation, "reply", SYSTEM)).allowed:
+            return False
+        try:
+            await sender.send(msg.sender, text, conversation)
+        except SendFailed:
+            return False
+        return True
+
+    return deliver
+
+
 def _media_count(raw) -> int:
     try:
         return max(0, int(str(raw)))

@@ -67,3 +67,28 @@ async def test_show_and_export_the_full_history(settings_env):
 def test_show_rejects_a_non_number(settings_env):
     result = run_cli("consent", "show", "not-a-number")
     assert result.returncode != 0 and "not a phone number" in (result.stderr + result.stdout)
+
+
+async def test_identity_unlock_lifts_a_staff_lock(settings_env):
+    from datetime import date
+
+    from bot.crypto import conversation_id
+    from bot.identity import IdentityRegistry
+
+    cfg = load_settings()
+    client = redis.asyncio.Redis.from_url(cfg.redis_url)
+    keys = KeyRing.from_root(cfg.data_key)
+    registry = IdentityRegistry(client, keys, cfg.redis_prefix)
+    conv = conversation_id(keys, "sms", NUMBER)
+    start = datetime(2030, 1, 2, 0, 0, tzinfo=timezone.utc)
+    from datetime import timedelta
+
+    for i in range(10):
+        await registry.check_dob(conv, "sms", date(1999, 9, 9), [("p", date(1970, 1, 1))], start + timedelta(minutes=31 * i))
+    assert await registry.lock_state(conv, start + timedelta(hours=6)) == "staff"
+    result = run_cli("identity", "unlock", NUMBER)
+    assert result.returncode == 0, result.stderr
+    assert await registry.lock_state(conv, start + timedelta(hours=6)) is None
+    events = await AuditLog(client, keys, cfg.redis_prefix).events()
+    assert [(e.action, e.subject) for e in events] == [("verification_unlocked", conv)]
+    await client.close()

@@ -167,3 +167,52 @@ def test_quiet_hours_boundaries_and_recipient_time_zone():
     assert in_quiet_hours(datetime(2030, 1, 3, 2, 0, tzinfo=timezone.utc), tz)  # 21:00
     assert local_timezone("+12125550100", "America/Chicago") == "America/New_York"
     assert local_timezone("+13105550100", "America/Chicago") == "America/Los_Angeles"
+
+
+async def test_one_time_code_step_when_configured(stack, aiohttp_client):
+    """IDV_REQUIRE_CODE: after a matching date of birth, a 6-digit code goes out by API to the
+    number on file; only that code, once, starts the verified session."""
+    import dataclasses
+    import re as re_
+
+    from bot.appointments import AppointmentStore
+    from bot.fhir import load_bundle_file
+    from bot.identity import IdentityRegistry, request_verification
+    from tests.test_reminders import BUNDLE
+
+    _, stub, provider, cfg, _app = stack
+    cfg = dataclasses.replace(cfg, idv_require_code=True)
+    app = create_app(cfg)
+    client = await aiohttp_client(app)
+    app["sms_sender"].backoff = FAST
+    rc = redis.asyncio.Redis.from_url(cfg.redis_url)
+    keys = KeyRing.from_root(cfg.data_key)
+    await AppointmentStore(rc, keys, cfg.redis_prefix).import_bundle(load_bundle_file(BUNDLE), "test")
+    number = "+15550100102"  # demo patient 3, born 1975-11-30 (synthetic)
+    conv = conversation_id(keys, "sms", number)
+    registry = IdentityRegistry(rc, keys, cfg.redis_prefix)
+    await request_verification(registry, conv, "ask_appointment_specifics")
+
+    [sent_note] = messages(await (await post(client, cfg, sms("11/30/1975", "SM" + "a1" * 16, sender=number))).text())
+    assert "6-digit code" in sent_note and await registry.session(conv, "sms") is None
+    [texted] = provider.sent
+    code = re_.search(r"\b(\d{6})\b", texted["Body"]).group(1)
+    assert texted["To"] == number
+    [wrong] = messages(await (await post(client, cfg, sms("000000" if code != "000000" else "111111",
+                                                          "SM" + "b2" * 16, sender=number))).text())
+    assert "couldn't verify" in wrong and stub.calls == []
+    await post(client, cfg, sms(code, "SM" + "c3" * 16, sender=number))
+    assert [c["text"] for c in stub.calls] == ["/ask_appointment_specifics"]  # the gateway's own command
+    assert (await registry.session(conv, "sms")).patient_ref == AppointmentStore(rc, keys, cfg.redis_prefix).patient_ref("demo-patient-3")
+    raw = b""
+    for key in await rc.keys(f"{cfg.redis_prefix}idv:*"):
+        raw += await rc.dump(key) or b""
+    assert code.encode() not in raw and b"1975" not in raw
+    await rc.close()
+
+
+def test_code_step_setting():
+    from tests.conftest import make_test_env
+
+    assert load_settings(make_test_env("x:", IDV_REQUIRE_CODE="true")).idv_require_code
+    assert not load_settings(make_test_env("x:")).idv_require_code
