@@ -38,6 +38,11 @@ class AuditEvent:
     entry_id: str = ""
 
 
+def _text_fields(raw: Mapping) -> Dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()}
+
+
 def _digest(prev: str, public: Mapping[str, str]) -> str:
     canonical = json.dumps({"prev": prev, **public}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -80,8 +85,7 @@ class AuditLog:
         """Events oldest first, details decrypted."""
         out = []
         for entry_id, raw in await self.redis.xrange(self.stream, count=count):
-            f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                 for k, v in raw.items()}
+            f = _text_fields(raw)
             details = json.loads(self.keys.decrypt_text(f["details"], f"{self.stream}:{f['at']}:{f['action']}"))
             out.append(AuditEvent(f["at"], f["actor"], f["action"], f["subject"], f["outcome"], details,
                                   f["prev"], f["hash"], entry_id.decode() if isinstance(entry_id, bytes) else entry_id))
@@ -91,8 +95,7 @@ class AuditLog:
         """None if the chain is intact, else the id of the first entry where it breaks."""
         prev = GENESIS
         for entry_id, raw in await self.redis.xrange(self.stream):
-            f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                 for k, v in raw.items()}
+            f = _text_fields(raw)
             public = {k: f.get(k, "") for k in ("at", "actor", "action", "subject", "outcome", "details")}
             if f.get("prev") != prev or _digest(prev, public) != f.get("hash"):
                 return entry_id.decode() if isinstance(entry_id, bytes) else entry_id

@@ -8,9 +8,11 @@ Then, in this order (see DESIGN.md):
 4. audit "received";
 5. emergency detector, before everything else that follows;
 6. opt-out / opt-in / HELP keywords;
-7. hand-off: a conversation held by staff goes to the staff inbox; then replies to a pending
-   appointment reminder, handled deterministically (bot/reminders.py);
-8. Rasa, then the PHI egress guard on each reply.
+7. hand-off: a conversation held by staff goes to the staff inbox; then, deterministically and
+   before the NLU: the answer to a pending date-of-birth question (checked here, never passed
+   to the bot), questions about another person (one neutral reply), replies to a pending
+   appointment reminder (bot/reminders.py);
+8. Rasa, then the PHI egress guard on each reply (PHI only with a live verified session).
 
 Message text is never logged; conversations are referred to by their pseudonym.
 """
@@ -34,6 +36,7 @@ from bot.crypto import KeyRing, conversation_id, phone_index
 from bot.handoff import HandoffQueue
 from bot.keywords import classify_keyword, is_opt_in_word
 from bot.office import Office
+from bot.outbound import OutboundGate
 from bot.appointments import AppointmentStore
 from bot.identity import (IdentityRegistry, InvalidDate, clear_pending, mask_dates, parse_dob,
                           pending_verification)
@@ -91,6 +94,7 @@ class InboundPipeline:
         self.consent = ConsentRegistry(redis, keys, prefix)
         self.handoff = HandoffQueue(redis, prefix)
         self.audit = AuditLog(redis, keys, prefix)
+        self.outbound = OutboundGate(self.consent, self.audit)  # for what the gateway sends by API
         self._late: Set[asyncio.Future] = set()
         self._answered_with_phi: Set[str] = set()  # message ids whose answer carried PHI
         self.reminder_replies = ReminderReplies(redis, keys, prefix, office, self.audit)

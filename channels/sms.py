@@ -23,8 +23,6 @@ from bot.crypto import phone_index
 from bot.phone import InvalidPhoneNumber, to_e164
 from bot.safety import detect_emergency, redirect_reply
 from channels.pipeline import Inbound, RetryLater, clean_text
-from bot.consent import ConsentRegistry
-from bot.outbound import OutboundGate
 from channels.rate_limit import RateLimiter
 from channels.sms_sender import STATUS_PATH, SendFailed, SmsSender
 from channels.twilio_signature import is_valid_signature
@@ -130,7 +128,7 @@ async def status_callback(request: web.Request) -> web.Response:
 
 def late_delivery(sender: SmsSender, pipeline):
     """Send a bot answer that came after the holding message, through the outbound gate."""
-    gate = OutboundGate(ConsentRegistry(pipeline.redis, pipeline.keys, pipeline.prefix), pipeline.audit)
+    gate = pipeline.outbound
 
     async def deliver(msg: Inbound, conversation: str, texts: List[str]) -> None:
         idx = phone_index(pipeline.keys, msg.sender)
@@ -149,7 +147,7 @@ def late_delivery(sender: SmsSender, pipeline):
 
 def code_delivery(sender: SmsSender, pipeline):
     """Send a one-time verification code to the number on file (the sender, whose number matched)."""
-    gate = OutboundGate(ConsentRegistry(pipeline.redis, pipeline.keys, pipeline.prefix), pipeline.audit)
+    gate = pipeline.outbound
 
     async def deliver(msg: Inbound, conversation: str, text: str) -> bool:
         if not (await gate.check(phone_index(pipeline.keys, msg.sender), conversation, "reply", SYSTEM)).allowed:
