@@ -91,15 +91,34 @@ class AuditLog:
                                   f["prev"], f["hash"], entry_id.decode() if isinstance(entry_id, bytes) else entry_id))
         return out
 
-    async def verify(self) -> Optional[str]:
-        """None if the chain is intact, else the id of the first entry where it breaks."""
-        prev = GENESIS
+    async def verify(self, exported_head: Optional[Mapping[str, Any]] = None) -> Optional[str]:
+        """None if the log is intact, else where it breaks: an entry id, "head", or a divergence.
+
+        Each entry must chain to the one before (a changed byte, a deleted, reordered or inserted
+        entry all break it). Truncating the end and resetting the head key leaves a valid but
+        shorter chain: checking against a head exported earlier (:meth:`head_record`) finds it,
+        because the exported hash must still sit at the exported position.
+        """
+        prev, position, hashes = GENESIS, 0, {}
         for entry_id, raw in await self.redis.xrange(self.stream):
             f = _text_fields(raw)
             public = {k: f.get(k, "") for k in ("at", "actor", "action", "subject", "outcome", "details")}
             if f.get("prev") != prev or _digest(prev, public) != f.get("hash"):
                 return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             prev = f["hash"]
+            position += 1
+            hashes[position] = prev
         head = await self.redis.get(self.head)
         head = (head.decode() if isinstance(head, bytes) else head) or GENESIS
-        return None if head == prev else "head"
+        if head != prev:
+            return "head"
+        if exported_head is not None and hashes.get(int(exported_head["entries"])) != exported_head["hash"]:
+            return "diverged from the exported head (rewritten or truncated)"
+        return None
+
+    async def head_record(self) -> Dict[str, Any]:
+        """The chain's current head, to keep outside Redis and check against later."""
+        head = await self.redis.get(self.head)
+        return {"hash": (head.decode() if isinstance(head, bytes) else head) or GENESIS,
+                "entries": await self.redis.xlen(self.stream),
+                "at": datetime.now(timezone.utc).isoformat()}

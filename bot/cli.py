@@ -7,6 +7,7 @@
     patientbot demo-data                load the synthetic demo bundle, dates moved to this week
     patientbot handoff list             the staff queue (pseudonymous conversation ids)
     patientbot remind [--at TIME]       send the appointment reminders due; show who got one, who not, why
+    patientbot audit head | verify [--head FILE] | export [--since --until --number --format jsonl|fhir]
     patientbot identity unlock NUMBER   lift a verification lock-out (staff, after a phone check)
     patientbot consent show NUMBER      a number's consent state and full history
     patientbot consent export [--format jsonl|csv] [--out FILE]   every consent change, for review
@@ -205,6 +206,86 @@ def cmd_identity_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_audit(fn):
+    from bot.audit import AuditLog
+    from bot.crypto import keyring
+    from bot.redis_client import async_redis
+
+    cfg = settings()
+    client = async_redis(cfg)
+    try:
+        return await fn(AuditLog(client, keyring(cfg.data_key), cfg.redis_prefix), client, cfg)
+    finally:
+        await client.close()
+
+
+def cmd_audit_head(args: argparse.Namespace) -> int:
+    """Print the chain's head as JSON: keep it outside Redis to detect truncation later."""
+    import json
+
+    print(json.dumps(asyncio.run(_with_audit(lambda log, client, cfg: log.head_record()))))
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    import json
+
+    exported = json.loads(Path(args.head).read_text(encoding="utf-8")) if args.head else None
+    broken = asyncio.run(_with_audit(lambda log, client, cfg: log.verify(exported)))
+    if broken is None:
+        print("audit log intact" + (" and not truncated since the exported head" if exported else ""))
+        return 0
+    print(f"audit log BROKEN at {broken}", file=sys.stderr)
+    return 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from bot import audit_export
+    from bot.crypto import conversation_id
+    from bot.phone import InvalidPhoneNumber, to_e164
+
+    def when(raw):
+        if not raw:
+            return None
+        value = datetime.fromisoformat(raw)
+        if value.tzinfo is None:
+            raise ValueError("times need a zone, e.g. 2030-01-01T00:00:00+00:00")
+        return value
+
+    try:
+        since, until = when(args.since), when(args.until)
+    except ValueError as exc:
+        return _fail(str(exc))
+
+    async def export(log, client, cfg):
+        subject = None
+        if args.number:
+            subject = conversation_id(log.keys, "sms", to_e164(args.number, cfg.default_region))
+        events = audit_export.select(await log.events(), since, until, subject)
+        await log.record(_cli_actor(), "audit_exported", subject or "", "ok",
+                         {"events": len(events), "format": args.format, "since": args.since or "",
+                          "until": args.until or ""})
+        return events
+
+    try:
+        events = asyncio.run(_with_audit(export))
+    except InvalidPhoneNumber:
+        return _fail("not a phone number")
+    render = audit_export.as_fhir if args.format == "fhir" else audit_export.as_json
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for event in events:
+            out.write(json.dumps(render(event), sort_keys=True) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    print(f"exported {len(events)} audit events", file=sys.stderr)
+    return 0
+
+
 def _cli_actor() -> str:
     """Who ran the command, for the audit trail: the operating-system account."""
     import getpass
@@ -314,6 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", help="pretend it is this time (ISO 8601 with zone); default now")
     p.add_argument("--windows", default="48,2", help="hours before the appointment, comma-separated")
     p.set_defaults(func=cmd_remind)
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_cmd", required=True)
+    p = audit.add_parser("head", help="print the chain head (JSON) to keep outside Redis")
+    p.set_defaults(func=cmd_audit_head)
+    p = audit.add_parser("verify", help="check the hash chain (and, with --head, for truncation)")
+    p.add_argument("--head", help="a file written by 'patientbot audit head' earlier")
+    p.set_defaults(func=cmd_audit_verify)
+    p = audit.add_parser("export", help="audit events as JSONL or FHIR AuditEvent (audited)")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("--number", help="only this patient's conversation (by its pseudonym)")
+    p.add_argument("--format", choices=["jsonl", "fhir"], default="jsonl")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_audit_export)
     identity = sub.add_parser("identity", help="identity verification").add_subparsers(dest="identity_cmd",
                                                                                      required=True)
     p = identity.add_parser("unlock", help="lift a verification lock-out for a number")

@@ -1,0 +1,161 @@
+"""The audit trail against the real Redis: each kind of tampering is detected, truncation and
+rewrites against an exported head, exports (JSONL and FHIR AuditEvent) are themselves audited,
+and an acknowledged event survives kill -9 of a durable Redis."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+
+from bot.audit import AuditLog, _digest
+from bot.config import load_settings
+from bot.crypto import KeyRing, conversation_id
+from tests.test_safety_gate import _free_port, _start_durable_redis
+
+T0 = datetime(2030, 1, 2, 12, 0, tzinfo=timezone.utc)
+NUMBER = "+15550100141"  # synthetic
+
+
+@pytest.fixture
+async def log(settings_env):
+    cfg = load_settings()
+    client = redis.asyncio.Redis.from_url(cfg.redis_url)
+    audit = AuditLog(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+    conv = conversation_id(audit.keys, "sms", NUMBER)
+    for i in range(6):
+        await audit.record("system:test", "message_received", conv, "ok", {"body": f"synthetic {i}"},
+                           at=T0 + timedelta(minutes=i))
+    yield audit
+    await client.close()
+
+
+def _entries(redis_sync, audit):
+    return redis_sync.xrange(audit.stream)
+
+
+def _rebuild(redis_sync, audit, entries):
+    """Rewrite the stream with these entries (what someone with write access to Redis could do)."""
+    redis_sync.delete(audit.stream)
+    for n, (_, fields) in enumerate(entries, 1):
+        redis_sync.xadd(audit.stream, fields, id=f"{n}-0")
+
+
+async def test_intact_log_verifies_and_details_are_sealed(log, redis_sync):
+    assert await log.verify() is None
+    assert await log.verify(await log.head_record()) is None
+    raw = b"".join(v for _, f in _entries(redis_sync, log) for v in f.values())
+    assert b"synthetic" not in raw and NUMBER[2:].encode() not in raw
+
+
+async def test_a_changed_byte_is_found(log, redis_sync):
+    entries = _entries(redis_sync, log)
+    fields = dict(entries[3][1])
+    fields[b"outcome"] = b"ol"  # one byte changed
+    _rebuild(redis_sync, log, entries[:3] + [(None, fields)] + entries[4:])
+    assert await log.verify() == "4-0"
+
+
+async def test_a_deleted_entry_is_found(log, redis_sync):
+    entries = _entries(redis_sync, log)
+    redis_sync.xdel(log.stream, entries[2][0])
+    assert await log.verify() == entries[3][0].decode()
+
+
+async def test_reordered_entries_are_found(log, redis_sync):
+    entries = _entries(redis_sync, log)
+    _rebuild(redis_sync, log, entries[:2] + [entries[3], entries[2]] + entries[4:])
+    assert await log.verify() == "3-0"
+
+
+async def test_an_inserted_entry_is_found_even_if_the_chain_is_recomputed(log, redis_sync):
+    exported = await log.head_record()
+    entries = _entries(redis_sync, log)
+    forged = dict(entries[1][1])
+    forged[b"action"] = b"consent_opt_in"
+    naive = entries[:2] + [(None, forged)] + entries[2:]
+    _rebuild(redis_sync, log, naive)
+    assert await log.verify() == "3-0"
+    # A careful forger recomputes every hash after the insertion and moves the head key ...
+    prev, rebuilt = "0" * 64, []
+    for _, fields in naive:
+        f = {k.decode(): v.decode() for k, v in fields.items()}
+        public = {k: f[k] for k in ("at", "actor", "action", "subject", "outcome", "details")}
+        digest = _digest(prev, public)
+        rebuilt.append((None, {**f, "prev": prev, "hash": digest}))
+        prev = digest
+    _rebuild(redis_sync, log, rebuilt)
+    redis_sync.set(log.head, prev)
+    assert await log.verify() is None  # ... which a chain alone cannot tell,
+    assert "diverged" in await log.verify(exported)  # but the head exported earlier can.
+
+
+async def test_truncation_is_found_against_an_exported_head(log, redis_sync):
+    exported = await log.head_record()
+    entries = _entries(redis_sync, log)
+    for entry_id, _ in entries[-2:]:
+        redis_sync.xdel(log.stream, entry_id)
+    assert await log.verify() == "head"  # the head key no longer matches ...
+    redis_sync.set(log.head, entries[-3][1][b"hash"])  # ... until it is moved back too
+    assert await log.verify() is None
+    assert "diverged" in await log.verify(exported)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=60)
+
+
+async def test_cli_head_verify_and_exports_are_audited(log, redis_sync, tmp_path):
+    head = _cli("audit", "head")
+    assert head.returncode == 0 and json.loads(head.stdout)["entries"] == 6
+    (tmp_path / "head.json").write_text(head.stdout)
+    verified = _cli("audit", "verify", "--head", str(tmp_path / "head.json"))
+    assert verified.returncode == 0 and "intact" in verified.stdout
+
+    window = ["--since", (T0 + timedelta(minutes=1)).isoformat(), "--until", (T0 + timedelta(minutes=4)).isoformat()]
+    jsonl = _cli("audit", "export", *window, "--number", NUMBER)
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["details"]["body"] for r in rows] == ["synthetic 1", "synthetic 2", "synthetic 3"]
+    fhir = _cli("audit", "export", "--format", "fhir", *window)
+    resources = [json.loads(line) for line in fhir.stdout.splitlines()]
+    assert {r["resourceType"] for r in resources} == {"AuditEvent"} and len(resources) == 3
+    first = resources[0]
+    assert first["type"]["code"] == "message_received" and first["action"] == "C" and first["outcome"] == "0"
+    assert first["agent"][0]["who"]["identifier"]["value"] == "system:test"
+    assert first["entity"][0]["what"]["identifier"]["value"] == conversation_id(log.keys, "sms", NUMBER)
+    exports = [e for e in await log.events() if e.action == "audit_exported"]
+    assert [(e.details["format"], e.details["events"]) for e in exports] == [("jsonl", 3), ("fhir", 3)]
+    assert all(e.actor.startswith("admin:cli:") for e in exports)
+    # The exports extended the chain; an old head still checks out (nothing was cut).
+    assert _cli("audit", "verify", "--head", str(tmp_path / "head.json")).returncode == 0
+    redis_sync.xdel(log.stream, _entries(redis_sync, log)[1][0])
+    broken = _cli("audit", "verify")
+    assert broken.returncode == 1 and "BROKEN" in broken.stderr
+
+
+async def test_an_acknowledged_event_survives_kill_9(settings_env, tmp_path, monkeypatch):
+    port = _free_port()
+    proc = _start_durable_redis(port, tmp_path)
+    try:
+        cfg = load_settings()
+        client = redis.asyncio.Redis(port=port)
+        audit = AuditLog(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+        digest = await audit.record("system:test", "consent_opt_out", "sms-x", "recorded", {})
+        await client.close()
+        os.kill(proc.pid, signal.SIGKILL)  # right after the acknowledgement
+        proc.wait()
+        proc = _start_durable_redis(port, tmp_path)
+        client = redis.asyncio.Redis(port=port)
+        audit = AuditLog(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+        [event] = await audit.events()
+        assert event.hash == digest and await audit.verify() is None
+        await client.close()
+    finally:
+        proc.kill()
+        proc.wait()
