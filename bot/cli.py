@@ -206,17 +206,23 @@ def cmd_identity_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_audit(fn):
-    from bot.audit import AuditLog
+async def _with_store(store_class, fn):
+    """Run ``fn(store, client, settings)`` with a Redis client opened and closed around it."""
     from bot.crypto import keyring
     from bot.redis_client import async_redis
 
     cfg = settings()
     client = async_redis(cfg)
     try:
-        return await fn(AuditLog(client, keyring(cfg.data_key), cfg.redis_prefix), client, cfg)
+        return await fn(store_class(client, keyring(cfg.data_key), cfg.redis_prefix), client, cfg)
     finally:
         await client.close()
+
+
+async def _with_audit(fn):
+    from bot.audit import AuditLog
+
+    return await _with_store(AuditLog, fn)
 
 
 def cmd_audit_head(args: argparse.Namespace) -> int:
@@ -305,15 +311,8 @@ async def _audit(client, cfg, action: str, subject: str, details: dict) -> None:
 
 async def _with_registry(fn):
     from bot.consent import ConsentRegistry
-    from bot.crypto import keyring
-    from bot.redis_client import async_redis
 
-    cfg = settings()
-    client = async_redis(cfg)
-    try:
-        return await fn(ConsentRegistry(client, keyring(cfg.data_key), cfg.redis_prefix), client, cfg)
-    finally:
-        await client.close()
+    return await _with_store(ConsentRegistry, fn)
 
 
 def cmd_consent_show(args: argparse.Namespace) -> int:
