@@ -19,6 +19,7 @@ from typing import List
 
 from bot.chat import signed_sms
 from bot.config import settings
+from fresh import forget_conversations  # bench/fresh.py, beside this script
 
 MESSAGES = ["hi", "when is my appointment", "C", "what are your hours", "where do I park",
             "do you take medicaid", "I need a refill", "how do I log into the portal", "thanks", "bye"]
@@ -35,6 +36,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=200)
     args = parser.parse_args()
     cfg = settings()
+    forget_conversations(cfg, SENDERS, [f"bench-{s[-4:]}" for s in SENDERS])
     gateway, direct = [], []
     for i in range(args.n):
         body, sender = MESSAGES[i % len(MESSAGES)], SENDERS[(i // len(MESSAGES)) % len(SENDERS)]

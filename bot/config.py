@@ -70,7 +70,7 @@ class Settings:
     model_path: Path = ROOT / "models" / "patientbot.tar.gz"
     rasa_reply_timeout: float = 10.0
     sms_rate_limit_per_minute: int = 20
-    sms_holding_after: float = 1.5
+    sms_holding_after: float = 1.0
     idv_require_code: bool = False  # SMS: a one-time code after the DOB (the code goes to the same phone)
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -159,7 +159,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         model_path=model if model.is_absolute() else ROOT / model,
         rasa_reply_timeout=_float(env, "RASA_REPLY_TIMEOUT", 10.0),
         sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),
-        sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.5),
+        sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.0),
         idv_require_code=env.get("IDV_REQUIRE_CODE", "false").strip().lower() in ("1", "true", "yes", "on"),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         extra=dict(env),

@@ -81,7 +81,7 @@ def clean_text(text: str) -> str:
 class InboundPipeline:
     # Set by the app when an outbound sender exists: (message, conversation, texts) -> delivered later.
     late_delivery: Optional[Callable[[Inbound, str, List[str]], Awaitable[None]]] = None
-    holding_after: float = 1.5  # seconds: past this the webhook answers with a holding message
+    holding_after: float = 1.0  # seconds: past this the webhook answers with a holding message
     # Set by the app when verification needs a one-time code: (message, conversation, text) -> sent.
     send_code: Optional[Callable[[Inbound, str, str], Awaitable[bool]]] = None
 
