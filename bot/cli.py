@@ -11,6 +11,7 @@
     patientbot identity unlock NUMBER   lift a verification lock-out (staff, after a phone check)
     patientbot consent show NUMBER      a number's consent state and full history
     patientbot consent export [--format jsonl|csv] [--out FILE]   every consent change, for review
+    patientbot consent record NUMBER opted_in|opted_out --source staff|web_form|import --text "..."
 """
 from __future__ import annotations
 
@@ -338,6 +339,30 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_consent_record(args: argparse.Namespace) -> int:
+    from bot.crypto import phone_index
+    from bot.phone import InvalidPhoneNumber, to_e164
+
+    try:
+        number = to_e164(args.number, settings().default_region)
+    except InvalidPhoneNumber:
+        return _fail("not a phone number")
+
+    async def record(registry, client, cfg):
+        idx = phone_index(registry.keys, number)
+        if args.status == "opted_in":
+            state = await registry.record_opt_in(idx, args.source, args.text, scopes=args.scope)
+        else:
+            state = await registry.record_opt_out(idx, args.source, args.text)
+        await _audit(client, cfg, f"consent_{'opt_in' if args.status == 'opted_in' else 'opt_out'}", idx,
+                     {"source": args.source})
+        return idx, state
+
+    idx, state = asyncio.run(_with_registry(record))
+    print(f"number index {idx}: {state.status}" + (f" (scopes: {', '.join(state.scopes)})" if state.scopes else ""))
+    return 0
+
+
 def cmd_consent_export(args: argparse.Namespace) -> int:
     import csv
     import json
@@ -420,6 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.add_argument("--out", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_consent_export)
+    p = consent.add_parser("record", help="record consent given or withdrawn outside texts (staff, web form, import)")
+    p.add_argument("number")
+    p.add_argument("status", choices=("opted_in", "opted_out"))
+    p.add_argument("--source", choices=("staff", "web_form", "import"), required=True)
+    p.add_argument("--scope", action="append", choices=("appointment_reminders", "care_messages"),
+                   help="what the consent covers (opted_in; repeat; default both)")
+    p.add_argument("--text", required=True, help="the patient's words or the form's wording, kept with the record")
+    p.set_defaults(func=cmd_consent_record)
     return parser
 
 

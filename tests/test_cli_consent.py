@@ -92,3 +92,23 @@ async def test_identity_unlock_lifts_a_staff_lock(settings_env):
     events = await AuditLog(client, keys, cfg.redis_prefix).events()
     assert [(e.action, e.subject) for e in events] == [("verification_unlocked", conv)]
     await client.close()
+
+
+async def test_consent_recorded_by_staff_with_scopes(settings_env):
+    result = run_cli("consent", "record", "555-010-0132", "opted_in", "--source", "web_form",
+                     "--scope", "appointment_reminders", "--text", "I agree to appointment texts (synthetic form)")
+    assert result.returncode == 0, result.stderr
+    assert "opted_in (scopes: appointment_reminders)" in result.stdout
+    cfg = load_settings()
+    client = redis.asyncio.Redis.from_url(cfg.redis_url)
+    keys = KeyRing.from_root(cfg.data_key)
+    idx = phone_index(keys, "+15550100132")
+    state = await ConsentRegistry(client, keys, cfg.redis_prefix).state(idx)
+    assert state.allows("appointment_reminders") and not state.allows("care_messages")
+    revoked = run_cli("consent", "record", "+15550100132", "opted_out", "--source", "staff", "--text", "asked by phone")
+    assert revoked.returncode == 0 and "opted_out" in revoked.stdout
+    history = await ConsentRegistry(client, keys, cfg.redis_prefix).history(idx)
+    assert [(h["status"], h["source"]) for h in history] == [("opted_in", "web_form"), ("opted_out", "staff")]
+    actions = [e.action for e in await AuditLog(client, keys, cfg.redis_prefix).events()]
+    assert actions == ["consent_opt_in", "consent_opt_out"]
+    await client.close()
