@@ -44,7 +44,8 @@ def send(cfg: Settings, sender: str, body: str) -> List[str]:
 
 def run_chat(cfg: Settings, sender: str = DEMO_PATIENT_NUMBER) -> int:
     print(f"Texting the office as the synthetic demo patient ({sender}). Ctrl-D or 'exit' to leave.")
-    print("Try: hi | when is my appointment | C | what are your hours | where do I park | can I talk to someone")
+    print("Try: hi | when is my appointment | C | what are your hours | where do I park | "
+          "what is my appointment for, then 01/01/1980 (synthetic DOB) | can I talk to someone")
     while True:
         try:
             line = input("you> ")
