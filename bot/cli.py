@@ -112,12 +112,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.chat import run_chat
-    from bot.phone import InvalidPhoneNumber, to_e164
+    from bot.phone import try_e164
 
     cfg = settings()
-    try:
-        sender = to_e164(args.sender, cfg.default_region)
-    except InvalidPhoneNumber:
+    sender = try_e164(args.sender, cfg.default_region)
+    if sender is None:
         return _fail("--from is not a phone number")
     return run_chat(cfg, sender)
 
@@ -143,8 +142,6 @@ def cmd_handoff_list(args: argparse.Namespace) -> int:
 
 def cmd_remind(args: argparse.Namespace) -> int:
     """Send the reminders due now (or at --at), and print who got one and who did not, and why."""
-    from datetime import datetime, timezone
-
     import aiohttp
 
     from bot.audit import AuditLog
@@ -190,11 +187,10 @@ def cmd_identity_unlock(args: argparse.Namespace) -> int:
     """Staff lift a verification lock-out (after checking the caller's identity by phone)."""
     from bot.crypto import conversation_id
     from bot.identity import IdentityRegistry
-    from bot.phone import InvalidPhoneNumber, to_e164
+    from bot.phone import try_e164
 
-    try:
-        number = to_e164(args.number, settings().default_region)
-    except InvalidPhoneNumber:
+    number = try_e164(args.number, settings().default_region)
+    if number is None:
         return _fail("not a phone number")
 
     async def unlock(registry, client, cfg):
@@ -252,7 +248,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
     from bot import audit_export
     from bot.crypto import conversation_id
-    from bot.phone import InvalidPhoneNumber, to_e164
+    from bot.phone import try_e164
 
     def when(raw):
         if not raw:
@@ -267,20 +263,19 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
 
+    number = try_e164(args.number, settings().default_region) if args.number else None
+    if args.number and number is None:
+        return _fail("not a phone number")
+
     async def export(log, client, cfg):
-        subject = None
-        if args.number:
-            subject = conversation_id(log.keys, "sms", to_e164(args.number, cfg.default_region))
+        subject = conversation_id(log.keys, "sms", number) if number else None
         events = audit_export.select(await log.events(), since, until, subject)
         await log.record(_cli_actor(), "audit_exported", subject or "", "ok",
                          {"events": len(events), "format": args.format, "since": args.since or "",
                           "until": args.until or ""})
         return events
 
-    try:
-        events = asyncio.run(_with_audit(export))
-    except InvalidPhoneNumber:
-        return _fail("not a phone number")
+    events = asyncio.run(_with_audit(export))
     render = audit_export.as_fhir if args.format == "fhir" else audit_export.as_json
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     try:
@@ -318,11 +313,10 @@ async def _with_registry(fn):
 
 def cmd_consent_show(args: argparse.Namespace) -> int:
     from bot.crypto import phone_index
-    from bot.phone import InvalidPhoneNumber, to_e164
+    from bot.phone import try_e164
 
-    try:
-        number = to_e164(args.number, settings().default_region)
-    except InvalidPhoneNumber:
+    number = try_e164(args.number, settings().default_region)
+    if number is None:
         return _fail("not a phone number")
 
     async def show(registry, client, cfg):
@@ -341,11 +335,10 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
 
 def cmd_consent_record(args: argparse.Namespace) -> int:
     from bot.crypto import phone_index
-    from bot.phone import InvalidPhoneNumber, to_e164
+    from bot.phone import try_e164
 
-    try:
-        number = to_e164(args.number, settings().default_region)
-    except InvalidPhoneNumber:
+    number = try_e164(args.number, settings().default_region)
+    if number is None:
         return _fail("not a phone number")
 
     async def record(registry, client, cfg):

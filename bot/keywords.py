@@ -31,9 +31,9 @@ REVOCATIONS = tuple(
     re.compile(pattern)
     for pattern in (
         rf"^(?:please |pls |plz )?(?:stop|quit|cease) (?:all |these |your |the |sending (?:me )?)*(?:texting|{_TEXTS})(?: me| to me| please)*$",
-        rf"^(?:please |pls |plz )?(?:stop|quit) (?:texting|messaging|contacting|sending) (?:me|this number)\b.*$",
-        rf"^(?:please |pls |plz )?(?:do not|dont|don't|never) (?:text|message|contact|sms) (?:me|this number)(?: again| any ?more| anymore)?\b.*$",
-        rf"^(?:please |pls |plz )?(?:remove|take|delete) (?:me|this number|my number) (?:off|from) (?:your |the |this |all )*(?:list|lists|texts?|texting|messages|mailing list|contact list)\b.*$",
+        r"^(?:please |pls |plz )?(?:stop|quit) (?:texting|messaging|contacting|sending) (?:me|this number)\b.*$",
+        r"^(?:please |pls |plz )?(?:do not|dont|don't|never) (?:text|message|contact|sms) (?:me|this number)(?: again| any ?more| anymore)?\b.*$",
+        r"^(?:please |pls |plz )?(?:remove|take|delete) (?:me|this number|my number) (?:off|from) (?:your |the |this |all )*(?:list|lists|texts?|texting|messages|mailing list|contact list)\b.*$",
         r"^(?:please |pls |plz )?(?:unsubscribe(?: me)?|opt (?:me )?out)\b.*$",
         rf"^(?:i )?(?:do not|dont|don't) want (?:any )?(?:more )?(?:these |your )?{_TEXTS}(?: any ?more| from you)?$",
         rf"^no more {_TEXTS}(?: please| pls)?$",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 import pytest
 import redis

@@ -21,7 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.appointments import AppointmentStore
 from bot.chat import parse_twiml
-from bot.config import ROOT, load_settings
+from bot.config import ROOT
 from bot.crypto import KeyRing
 from bot.fhir import load_bundle_file
 from bot.office import load_office

@@ -3,7 +3,6 @@ redirected first and without Rasa (or Redis), opt-out is honoured at once and fo
 answers within 160 characters, and an acknowledged opt-out survives kill -9 of Redis."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
