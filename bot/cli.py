@@ -311,6 +311,12 @@ async def _with_registry(fn):
     return await _with_store(ConsentRegistry, fn)
 
 
+def _state_line(idx: str, state) -> str:
+    """A number's consent state as one line (by blind index, never the number)."""
+    scopes = f" (scopes: {', '.join(state.scopes)})" if state.scopes else ""
+    return f"number index {idx}: {state.status}{scopes}"
+
+
 def cmd_consent_show(args: argparse.Namespace) -> int:
     from bot.crypto import phone_index
     from bot.phone import try_e164
@@ -325,7 +331,7 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
         return idx, await registry.state(idx), await registry.history(idx)
 
     idx, state, history = asyncio.run(_with_registry(show))
-    print(f"number index {idx}: {state.status}" + (f" (scopes: {', '.join(state.scopes)})" if state.scopes else ""))
+    print(_state_line(idx, state))
     for entry in history:
         print(f"  {entry['at']}  {entry['status']:9}  source={entry['source']:8}  text={entry['text']!r}")
     if not history:
@@ -352,7 +358,7 @@ def cmd_consent_record(args: argparse.Namespace) -> int:
         return idx, state
 
     idx, state = asyncio.run(_with_registry(record))
-    print(f"number index {idx}: {state.status}" + (f" (scopes: {', '.join(state.scopes)})" if state.scopes else ""))
+    print(_state_line(idx, state))
     return 0
 
 
