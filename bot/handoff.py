@@ -77,17 +77,17 @@ class HandoffQueue:
         status = await self.redis.hget(self._conv_key(conversation), "status")
         return (status.decode() if isinstance(status, bytes) else status) == "held"
 
-    def _inbox_key(self, conversation: str) -> str:
+    def inbox_key(self, conversation: str) -> str:
         return f"{self.prefix}inbox:{conversation}"
 
     async def post_to_inbox(self, conversation: str, sealed_text: str) -> None:
         """Keep a patient message (already encrypted by the caller) for the staff member."""
-        await self.redis.xadd(self._inbox_key(conversation), {"body": sealed_text})
+        await self.redis.xadd(self.inbox_key(conversation), {"body": sealed_text})
 
     async def inbox(self, conversation: str) -> List[str]:
         """The sealed messages waiting for staff, oldest first."""
         out = []
-        for _, fields in await self.redis.xrange(self._inbox_key(conversation)):
+        for _, fields in await self.redis.xrange(self.inbox_key(conversation)):
             token = fields.get(b"body") or fields.get("body")
             out.append(token.decode() if isinstance(token, bytes) else token)
         return out

@@ -211,7 +211,7 @@ class InboundPipeline:
         # 7. A conversation held by staff: the message goes to the staff inbox; the bot is silent.
         if await self.handoff.is_held(conversation):
             if text:
-                await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, conversation))
+                await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, self.handoff.inbox_key(conversation)))
             return []
 
         # 7b. The date of birth asked for before PHI: checked here, never passed to the bot.
