@@ -40,7 +40,7 @@ def services() -> Services:
     found = _by_loop.get(loop_id)
     if found is None:
         cfg = settings()
-        keys = keyring(cfg.data_key)
+        keys = keyring(cfg)
         client = async_redis(cfg)
         found = _by_loop[loop_id] = Services(
             cfg=cfg,

@@ -11,7 +11,7 @@ from bot.redis_client import sync_redis
 
 def forget_conversations(cfg: Settings, numbers: Iterable[str], raw_ids: Iterable[str] = ()) -> None:
     """Delete the trackers (and idempotency-free state) of the benchmark's own synthetic senders."""
-    keys = keyring(cfg.data_key)
+    keys = keyring(cfg)
     ids = [conversation_id(keys, "sms", n) for n in numbers] + list(raw_ids)
     client = sync_redis(cfg)
     client.delete(*[f"{cfg.redis_prefix}tracker:{i}" for i in ids])

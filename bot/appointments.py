@@ -65,10 +65,10 @@ class AppointmentStore:
         return f"{self.prefix}{kind}:{ref}"
 
     def _seal(self, kind: str, ref: str, doc: Dict[str, Any]) -> str:
-        return self.keys.encrypt_text(json.dumps(doc, sort_keys=True), f"{kind}:{ref}")
+        return self.keys.encrypt_text(json.dumps(doc, sort_keys=True), self._k(kind, ref))
 
     def _open(self, kind: str, ref: str, token: Any) -> Dict[str, Any]:
-        return json.loads(self.keys.decrypt_text(token.decode() if isinstance(token, bytes) else token, f"{kind}:{ref}"))
+        return json.loads(self.keys.decrypt_text(token.decode() if isinstance(token, bytes) else token, self._k(kind, ref)))
 
     # -- import ------------------------------------------------------------------------------
     async def import_bundle(self, bundle: ParsedBundle, source: str, at: Optional[datetime] = None) -> Dict[str, int]:

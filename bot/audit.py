@@ -5,6 +5,15 @@ Each event is one entry of the Redis stream ``pb:audit``. Its fields are public 
 details may hold PHI. Every entry carries the hash of the one before it, so deleting or
 editing an entry breaks the chain at that point and :meth:`AuditLog.verify` says where.
 
+The chain covers ``digest``, the SHA-256 of the sealed plaintext (which holds a random salt,
+so the digest says nothing about short details such as a date), not the ciphertext: key
+rotation re-encrypts the details without touching the chain, and verify still catches a
+changed, swapped or deleted ciphertext because it must open and match its digest.
+
+Retention may trim the oldest entries (never younger than the audit minimum): the first kept
+entry's ``prev`` is then recorded in ``pb:audit:anchor`` with the number of entries removed,
+so the chain still verifies from there and exported heads keep their positions.
+
 Writers never race on the chain: an append WATCHes the chain head and retries if another
 writer moved it first. An event without an actor is a programming error and raises.
 """
@@ -12,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
@@ -19,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from bot.crypto import KeyRing
+from bot.crypto import DecryptionError, KeyRing
 
 GENESIS = "0" * 64
 SYSTEM = "system:gateway"  # the actor for what the gateway does on its own
@@ -33,6 +43,7 @@ class AuditEvent:
     subject: str
     outcome: str
     details: Dict[str, Any]
+    digest: str
     prev: str
     hash: str
     entry_id: str = ""
@@ -54,6 +65,14 @@ class AuditLog:
         self.keys = keys
         self.stream = f"{prefix}audit"
         self.head = f"{prefix}audit:head"
+        self.anchor = f"{prefix}audit:anchor"
+
+    def _open(self, f: Mapping[str, str]) -> Dict[str, Any]:
+        """The entry's details, checked against the digest the chain covers."""
+        plaintext = self.keys.decrypt(f["details"], self.stream)
+        if hashlib.sha256(plaintext).hexdigest() != f.get("digest"):
+            raise DecryptionError("audit details do not match the entry's digest")
+        return json.loads(plaintext)["details"]
 
     async def record(self, actor: str, action: str, subject: str = "", outcome: str = "ok",
                      details: Optional[Mapping[str, Any]] = None, at: Optional[datetime] = None) -> str:
@@ -63,9 +82,10 @@ class AuditLog:
         if not action:
             raise ValueError("an audit event needs an action")
         when = (at or datetime.now(timezone.utc)).isoformat()
-        sealed = self.keys.encrypt_text(json.dumps(dict(details or {}), sort_keys=True), f"{self.stream}:{when}:{action}")
+        plaintext = json.dumps({"salt": secrets.token_hex(16), "details": dict(details or {})}, sort_keys=True).encode()
         public = {"at": when, "actor": actor, "action": action, "subject": subject, "outcome": outcome,
-                  "details": sealed}
+                  "digest": hashlib.sha256(plaintext).hexdigest()}
+        sealed = self.keys.encrypt(plaintext, self.stream)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -74,7 +94,7 @@ class AuditLog:
                     prev = (prev.decode() if isinstance(prev, bytes) else prev) or GENESIS
                     digest = _digest(prev, public)
                     pipe.multi()
-                    pipe.xadd(self.stream, {**public, "prev": prev, "hash": digest})
+                    pipe.xadd(self.stream, {**public, "details": sealed, "prev": prev, "hash": digest})
                     pipe.set(self.head, digest)
                     await pipe.execute()
                     return digest
@@ -86,9 +106,9 @@ class AuditLog:
         out = []
         for entry_id, raw in await self.redis.xrange(self.stream, count=count):
             f = _text_fields(raw)
-            details = json.loads(self.keys.decrypt_text(f["details"], f"{self.stream}:{f['at']}:{f['action']}"))
-            out.append(AuditEvent(f["at"], f["actor"], f["action"], f["subject"], f["outcome"], details,
-                                  f["prev"], f["hash"], entry_id.decode() if isinstance(entry_id, bytes) else entry_id))
+            out.append(AuditEvent(f["at"], f["actor"], f["action"], f["subject"], f["outcome"], self._open(f),
+                                  f["digest"], f["prev"], f["hash"],
+                                  entry_id.decode() if isinstance(entry_id, bytes) else entry_id))
         return out
 
     async def verify(self, exported_head: Optional[Mapping[str, Any]] = None) -> Optional[str]:
@@ -99,11 +119,16 @@ class AuditLog:
         shorter chain: checking against a head exported earlier (:meth:`head_record`) finds it,
         because the exported hash must still sit at the exported position.
         """
-        prev, position, hashes = GENESIS, 0, {}
+        prev, position = await self._anchor()
+        hashes = {}
         for entry_id, raw in await self.redis.xrange(self.stream):
             f = _text_fields(raw)
-            public = {k: f.get(k, "") for k in ("at", "actor", "action", "subject", "outcome", "details")}
+            public = {k: f.get(k, "") for k in ("at", "actor", "action", "subject", "outcome", "digest")}
             if f.get("prev") != prev or _digest(prev, public) != f.get("hash"):
+                return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            try:
+                self._open(f)
+            except (DecryptionError, ValueError, KeyError):
                 return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             prev = f["hash"]
             position += 1
@@ -112,13 +137,43 @@ class AuditLog:
         head = (head.decode() if isinstance(head, bytes) else head) or GENESIS
         if head != prev:
             return "head"
-        if exported_head is not None and hashes.get(int(exported_head["entries"])) != exported_head["hash"]:
-            return "diverged from the exported head (rewritten or truncated)"
+        if exported_head is not None:
+            at = int(exported_head["entries"])
+            trimmed_past = at <= (await self._anchor())[1]  # retention removed it: nothing to compare
+            if not trimmed_past and hashes.get(at) != exported_head["hash"]:
+                return "diverged from the exported head (rewritten or truncated)"
         return None
+
+    async def _anchor(self) -> tuple:
+        """(prev hash of the first stored entry, entries removed before it) after retention."""
+        raw = _text_fields(await self.redis.hgetall(self.anchor))
+        return raw.get("prev", GENESIS), int(raw.get("removed", 0))
+
+    async def trim_before(self, cutoff: datetime, keep_subjects: frozenset = frozenset()) -> int:
+        """Remove entries older than ``cutoff`` from the start of the log (retention).
+
+        Stops at the first entry about a subject under legal hold, so the chain stays whole.
+        The last removed entry's hash becomes the anchor the rest chains from. Returns how many
+        entries were removed.
+        """
+        due = []
+        for entry_id, raw in await self.redis.xrange(self.stream):
+            f = _text_fields(raw)
+            if datetime.fromisoformat(f["at"]) >= cutoff or f.get("subject") in keep_subjects:
+                break
+            due.append((entry_id, f["hash"]))
+        if not due:
+            return 0
+        _, before = await self._anchor()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xdel(self.stream, *[entry_id for entry_id, _ in due])
+            pipe.hset(self.anchor, mapping={"prev": due[-1][1], "removed": before + len(due)})
+            await pipe.execute()
+        return len(due)
 
     async def head_record(self) -> Dict[str, Any]:
         """The chain's current head, to keep outside Redis and check against later."""
         head = await self.redis.get(self.head)
         return {"hash": (head.decode() if isinstance(head, bytes) else head) or GENESIS,
-                "entries": await self.redis.xlen(self.stream),
+                "entries": await self.redis.xlen(self.stream) + (await self._anchor())[1],
                 "at": datetime.now(timezone.utc).isoformat()}

@@ -49,7 +49,7 @@ async def _import(path: Path, source: str, shift_to_tomorrow: bool = False) -> d
             appt.end = appt.end + timedelta(days=days) if appt.end else None
     client = async_redis(cfg)
     try:
-        return await AppointmentStore(client, keyring(cfg.data_key), cfg.redis_prefix).import_bundle(bundle, source)
+        return await AppointmentStore(client, keyring(cfg), cfg.redis_prefix).import_bundle(bundle, source)
     finally:
         await client.close()
 
@@ -161,7 +161,7 @@ def cmd_remind(args: argparse.Namespace) -> int:
 
     async def run():
         client = async_redis(cfg)
-        keys = keyring(cfg.data_key)
+        keys = keyring(cfg)
         try:
             async with aiohttp.ClientSession() as http:
                 sender = SmsSender(http, cfg, client, keys)
@@ -211,7 +211,7 @@ async def _with_store(store_class, fn):
     cfg = settings()
     client = async_redis(cfg)
     try:
-        return await fn(store_class(client, keyring(cfg.data_key), cfg.redis_prefix), client, cfg)
+        return await fn(store_class(client, keyring(cfg), cfg.redis_prefix), client, cfg)
     finally:
         await client.close()
 
@@ -302,7 +302,7 @@ async def _audit(client, cfg, action: str, subject: str, details: dict) -> None:
     from bot.audit import AuditLog
     from bot.crypto import keyring
 
-    await AuditLog(client, keyring(cfg.data_key), cfg.redis_prefix).record(_cli_actor(), action, subject, "ok", details)
+    await AuditLog(client, keyring(cfg), cfg.redis_prefix).record(_cli_actor(), action, subject, "ok", details)
 
 
 async def _with_registry(fn):

@@ -50,7 +50,7 @@ def merged_environ(env_file: Optional[Path] = None) -> Dict[str, str]:
 class Settings:
     """Everything configurable about a running patientbot, validated."""
 
-    data_key: bytes  # 32-byte root key; subkeys for encryption and blind index are derived from it
+    data_key: bytes  # 32-byte key-encryption key (KEK): wraps the data keys kept in Redis (bot.crypto)
     sms_auth_token: str
     rasa_secret: str  # shared secret between the gateway and the Rasa-side connector
     rasa_api_token: str  # Rasa HTTP API token (--auth-token)
@@ -131,6 +131,18 @@ def _decode_key(name: str, raw: str) -> bytes:
     return key
 
 
+def _key_encryption_key(env: Mapping[str, str]) -> bytes:
+    """The KEK from PATIENTBOT_KEY_FILE (a file holding its base64) or PATIENTBOT_DATA_KEY."""
+    path = env.get("PATIENTBOT_KEY_FILE", "").strip()
+    if path:
+        try:
+            raw = Path(path).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(f"setting PATIENTBOT_KEY_FILE: cannot read {path}") from None
+        return _decode_key("PATIENTBOT_KEY_FILE", raw)
+    return _decode_key("PATIENTBOT_DATA_KEY", _require(env, "PATIENTBOT_DATA_KEY"))
+
+
 def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
     """Build validated :class:`Settings` from ``env`` (default: environment over ``.env``)."""
     env = merged_environ() if env is None else env
@@ -139,7 +151,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
     office = Path(env.get("OFFICE_CONFIG", str(ROOT / "office.yml")))
     model = Path(env.get("MODEL_PATH", str(ROOT / "models" / "patientbot.tar.gz")))
     return Settings(
-        data_key=_decode_key("PATIENTBOT_DATA_KEY", _require(env, "PATIENTBOT_DATA_KEY")),
+        data_key=_key_encryption_key(env),
         sms_auth_token=_require(env, "SMS_AUTH_TOKEN"),
         rasa_secret=_require(env, "RASA_GATEWAY_SECRET"),
         rasa_api_token=_require(env, "RASA_API_TOKEN"),

@@ -45,12 +45,12 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         TrackerStore.__init__(self, domain, event_broker)
         self.red = sync_redis(cfg)
         self.red.ping()  # refuse to start without Redis, rather than fail on the first patient
-        self.keyring = keyring(cfg.data_key)
+        self.keyring = keyring(cfg)
         self.key_prefix = f"{cfg.redis_prefix}tracker:"
         self.record_exp = float(record_exp) if record_exp else DEFAULT_RECORD_EXPIRY_SECONDS
 
     def _aad(self, sender_id: Text) -> str:
-        return f"tracker:{sender_id}"
+        return self.key_prefix + sender_id  # the Redis key, as every sealed value's aad
 
     def _open(self, sender_id: Text, stored: Any) -> DialogueStateTracker:
         try:

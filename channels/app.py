@@ -79,7 +79,7 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
         app["http"] = aiohttp.ClientSession()
         app["rasa"] = RasaClient(cfg.rasa_url, cfg.rasa_secret, cfg.rasa_reply_timeout)
         await app["rasa"].start()
-        keys = keyring(cfg.data_key)
+        keys = keyring(cfg)
         pipeline = app["pipeline"] = InboundPipeline(
             app["redis"], keys, app["rasa"], load_office(cfg.office_config), cfg.redis_prefix
         )

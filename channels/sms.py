@@ -84,11 +84,11 @@ async def inbound(request: web.Request) -> web.Response:
         await _audit(request, "webhook_refused", "bad_sender", path=INBOUND_PATH)
         return web.Response(status=400, text="From is not a valid phone number")
     body = str(form.get("Body", ""))
-    sender_idx = phone_index(pipeline.keys, sender)
-    try:
+    try:  # the blind index needs the keys, which live in Redis too
+        sender_idx = phone_index(pipeline.keys, sender)
         allowed = await RateLimiter(pipeline.redis, cfg.redis_prefix, cfg.sms_rate_limit_per_minute).allow(sender_idx)
     except RedisError:
-        allowed = True  # the pipeline fails closed on the same outage; don't add a second answer
+        sender_idx, allowed = "", True  # the pipeline fails closed on the same outage; don't add a second answer
     if not allowed:
         emergency = detect_emergency(clean_text(body))
         await _audit(request, "rate_limited", "emergency_redirected" if emergency else "refused", sender_idx)

@@ -62,7 +62,7 @@ def settings_env(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     config.reset_cache()
-    crypto._keyring = None  # noqa: SLF001
+    crypto.reset_keyrings()
     try:
         from actions import common
 
@@ -71,7 +71,7 @@ def settings_env(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]
         pass
     yield env
     config.reset_cache()
-    crypto._keyring = None  # noqa: SLF001
+    crypto.reset_keyrings()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from bot.chat import parse_twiml
-from bot.crypto import KeyRing, conversation_id
+from bot.crypto import keyring, conversation_id
 from tests.conftest import TEST_REDIS_URL
 from tests.test_e2e import signed_sms, stack, text  # noqa: F401 - the running-stack fixture
 
@@ -108,7 +108,7 @@ conv("verified then stop ends it", ALEX_AND_SAM, (ASK, "dob"), ("01/01/1980", "p
 def _reset(stack, sender: str) -> None:
     """A fresh start for the conversation: no verification state left from an earlier one."""
     client = redis.Redis.from_url(TEST_REDIS_URL)
-    conv_id = conversation_id(KeyRing.from_root(stack.cfg.data_key), "sms", sender)
+    conv_id = conversation_id(keyring(stack.cfg), "sms", sender)
     for key in client.scan_iter(match=f"{stack.cfg.redis_prefix}idv:*:{conv_id}"):
         client.delete(key)
     client.delete(f"{stack.cfg.redis_prefix}handoff:{conv_id}")
@@ -175,10 +175,10 @@ def test_expired_session_asks_again(stack):
     _reset(stack, ROBIN)
     text(stack, ASK, ROBIN)
     assert "blood pressure log" in " ".join(text(stack, "11/30/1975", ROBIN)).lower()
-    conv_id = conversation_id(KeyRing.from_root(stack.cfg.data_key), "sms", ROBIN)
+    conv_id = conversation_id(keyring(stack.cfg), "sms", ROBIN)
     old = datetime.now(timezone.utc) - timedelta(minutes=16)
     client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
-    registry = IdentityRegistry(client, KeyRing.from_root(stack.cfg.data_key), stack.cfg.redis_prefix)
+    registry = IdentityRegistry(client, keyring(stack.cfg), stack.cfg.redis_prefix)
     import asyncio
 
     async def age():
@@ -193,12 +193,12 @@ def test_expired_session_asks_again(stack):
 
 def test_dates_of_birth_never_reach_the_tracker(stack):
     client = redis.Redis.from_url(TEST_REDIS_URL)
-    keys = KeyRing.from_root(stack.cfg.data_key)
+    keys = keyring(stack.cfg)
     for sender in (ALEX_AND_SAM, ROBIN, STRANGER):
         conv_id = conversation_id(keys, "sms", sender)
         sealed = client.get(f"{stack.cfg.redis_prefix}tracker:{conv_id}")
         if sealed is None:
             continue
-        tracker = keys.decrypt_text(sealed.decode(), f"tracker:{conv_id}")
+        tracker = keys.decrypt_text(sealed.decode(), f"{stack.cfg.redis_prefix}tracker:{conv_id}")
         for dob in ("01/01/1980", "1-1-80", "January 1 1980", "1980-01-01", "06/15/2012", "11/30/1975", "02/31/1980"):
             assert dob not in tracker

@@ -15,7 +15,7 @@ import redis
 
 from bot.audit import AuditLog, _digest
 from bot.config import load_settings
-from bot.crypto import KeyRing, conversation_id
+from bot.crypto import keyring, conversation_id
 from tests.test_safety_gate import _free_port, _start_durable_redis
 
 T0 = datetime(2030, 1, 2, 12, 0, tzinfo=timezone.utc)
@@ -26,7 +26,7 @@ NUMBER = "+15550100141"  # synthetic
 async def log(settings_env):
     cfg = load_settings()
     client = redis.asyncio.Redis.from_url(cfg.redis_url)
-    audit = AuditLog(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+    audit = AuditLog(client, keyring(cfg), cfg.redis_prefix)
     conv = conversation_id(audit.keys, "sms", NUMBER)
     for i in range(6):
         await audit.record("system:test", "message_received", conv, "ok", {"body": f"synthetic {i}"},
@@ -85,7 +85,7 @@ async def test_an_inserted_entry_is_found_even_if_the_chain_is_recomputed(log, r
     prev, rebuilt = "0" * 64, []
     for _, fields in naive:
         f = {k.decode(): v.decode() for k, v in fields.items()}
-        public = {k: f[k] for k in ("at", "actor", "action", "subject", "outcome", "details")}
+        public = {k: f[k] for k in ("at", "actor", "action", "subject", "outcome", "digest")}
         digest = _digest(prev, public)
         rebuilt.append((None, {**f, "prev": prev, "hash": digest}))
         prev = digest
@@ -145,17 +145,49 @@ async def test_an_acknowledged_event_survives_kill_9(settings_env, tmp_path, mon
     try:
         cfg = load_settings()
         client = redis.asyncio.Redis(port=port)
-        audit = AuditLog(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+        audit = AuditLog(client, keyring(cfg), cfg.redis_prefix)
         digest = await audit.record("system:test", "consent_opt_out", "sms-x", "recorded", {})
         await client.close()
         os.kill(proc.pid, signal.SIGKILL)  # right after the acknowledgement
         proc.wait()
         proc = _start_durable_redis(port, tmp_path)
         client = redis.asyncio.Redis(port=port)
-        audit = AuditLog(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+        audit = AuditLog(client, keyring(cfg), cfg.redis_prefix)
         [event] = await audit.events()
         assert event.hash == digest and await audit.verify() is None
         await client.close()
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_swapped_or_damaged_details_are_found(log, redis_sync):
+    """The chain covers the digest of the details; a ciphertext moved between entries, or
+    damaged, no longer matches it (the chain fields alone would still look intact)."""
+    entries = _entries(redis_sync, log)
+    swapped = [dict(f) for _, f in entries]
+    swapped[1][b"details"], swapped[2][b"details"] = swapped[2][b"details"], swapped[1][b"details"]
+    _rebuild(redis_sync, log, [(None, f) for f in swapped])
+    assert await log.verify() == "2-0"
+    damaged = [dict(f) for _, f in entries]
+    damaged[4][b"details"] = damaged[4][b"details"][:-2] + (b"AA" if not damaged[4][b"details"].endswith(b"AA") else b"BB")
+    _rebuild(redis_sync, log, [(None, f) for f in damaged])
+    assert await log.verify() == "5-0"
+
+
+async def test_retention_trims_the_oldest_entries_and_the_rest_still_verifies(log, redis_sync):
+    exported_early = await log.head_record()
+    held = conversation_id(log.keys, "sms", "+15550100142")  # synthetic, under legal hold
+    await log.record("system:test", "message_received", held, "ok", {}, at=T0 + timedelta(minutes=6, seconds=30))
+    await log.record("system:test", "message_received", "sms-x", "ok", {}, at=T0 + timedelta(minutes=7))
+    exported = await log.head_record()
+    # Due: everything before minute 10, but the held subject's entry stops the trim there.
+    assert await log.trim_before(T0 + timedelta(minutes=10), frozenset({held})) == 6
+    assert [e.subject for e in await log.events()] == [held, "sms-x"]
+    assert await log.verify() is None
+    assert await log.verify(exported) is None  # positions count the trimmed entries
+    assert await log.verify(exported_early) is None  # a head inside the trimmed part: nothing to compare
+    assert (await log.head_record())["entries"] == 8
+    # A forger who deletes the first kept entry is still caught.
+    redis_sync.xdel(log.stream, redis_sync.xrange(log.stream)[0][0])
+    assert await log.verify() is not None

@@ -15,7 +15,7 @@ import redis
 from bot.audit import AuditLog
 from bot.config import load_settings
 from bot.consent import ConsentRegistry
-from bot.crypto import KeyRing, phone_index
+from bot.crypto import keyring, phone_index
 
 NUMBER = "+15550100131"  # synthetic
 
@@ -28,7 +28,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 async def record_history(cfg_env):
     cfg = load_settings()
     client = redis.asyncio.Redis.from_url(cfg.redis_url)
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     registry = ConsentRegistry(client, keys, cfg_env["REDIS_PREFIX"])
     idx = phone_index(keys, NUMBER)
     await registry.record_opt_in(idx, "web_form", "I agree to texts",
@@ -77,7 +77,7 @@ async def test_identity_unlock_lifts_a_staff_lock(settings_env):
 
     cfg = load_settings()
     client = redis.asyncio.Redis.from_url(cfg.redis_url)
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     registry = IdentityRegistry(client, keys, cfg.redis_prefix)
     conv = conversation_id(keys, "sms", NUMBER)
     start = datetime(2030, 1, 2, 0, 0, tzinfo=timezone.utc)
@@ -101,7 +101,7 @@ async def test_consent_recorded_by_staff_with_scopes(settings_env):
     assert "opted_in (scopes: appointment_reminders)" in result.stdout
     cfg = load_settings()
     client = redis.asyncio.Redis.from_url(cfg.redis_url)
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     idx = phone_index(keys, "+15550100132")
     state = await ConsentRegistry(client, keys, cfg.redis_prefix).state(idx)
     assert state.allows("appointment_reminders") and not state.allows("care_messages")

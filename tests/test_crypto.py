@@ -92,10 +92,11 @@ def test_blind_index_is_deterministic_keyed_and_purpose_separated(root, keys):
     assert keys.blind_index(value, "phone") != unkeyed
 
 
-def test_encryption_and_index_use_different_subkeys_of_the_root(root, keys):
-    enc_key = crypto._hkdf(root, b"patientbot encryption v1")  # noqa: SLF001
-    index_key = crypto._hkdf(root, b"patientbot blind-index v1")  # noqa: SLF001
-    assert len({enc_key, index_key, root}) == 3
+def test_encryption_and_index_use_different_subkeys(root, keys):
+    data_key = crypto._hkdf(root, b"patientbot data-key v1")  # noqa: SLF001
+    enc_key = crypto._hkdf(data_key, b"patientbot encryption v1")  # noqa: SLF001
+    index_key = crypto._hkdf(crypto._hkdf(root, b"patientbot index-root v1"), b"patientbot blind-index v1")  # noqa: SLF001
+    assert len({enc_key, index_key, root, data_key}) == 4
     # The index is an HMAC under the index subkey (not the root, not the encryption key) ...
     expected = hmac.new(index_key, b"phone\x00+15550100101", hashlib.sha256).hexdigest()
     assert keys.blind_index("+15550100101", "phone") == expected
@@ -124,13 +125,8 @@ def test_phone_index_and_conversation_id_never_contain_the_number(keys, number):
     assert phone_index(keys, number) == idx  # deterministic: the same sender maps to one conversation
 
 
-def test_root_key_must_be_32_bytes_and_keyring_is_cached_per_root():
+def test_root_key_must_be_32_bytes():
     with pytest.raises(ValueError):
         KeyRing.from_root(b"short")
-    a, b = os.urandom(32), os.urandom(32)
-    try:
-        ring = crypto.keyring(a)
-        assert crypto.keyring(a) is ring
-        assert crypto.keyring(b) is not ring and crypto.keyring(b).key_id == KeyRing.from_root(b).key_id
-    finally:
-        crypto._keyring = None  # noqa: SLF001
+    with pytest.raises(ValueError):
+        crypto.LocalKeyProvider(b"short")

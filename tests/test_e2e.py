@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from bot.appointments import AppointmentStore
 from bot.chat import parse_twiml
 from bot.config import ROOT
-from bot.crypto import KeyRing
+from bot.crypto import keyring
 from bot.fhir import load_bundle_file
 from bot.office import load_office
 from bot.stack import Stack
@@ -58,7 +58,7 @@ def stack(trained_model, tmp_path_factory) -> Iterator[Stack]:
     # The demo bundle, its dates in 2030, so the appointments are upcoming.
     bundle = load_bundle_file(BUNDLE)
     store_client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
-    asyncio.run(AppointmentStore(store_client, KeyRing.from_root(s.cfg.data_key), prefix).import_bundle(bundle, "test"))
+    asyncio.run(AppointmentStore(store_client, keyring(s.cfg), prefix).import_bundle(bundle, "test"))
     s.up(timeout=300, train=False)
     try:
         yield s
@@ -85,7 +85,7 @@ def text(stack: Stack, body: str, sender: str = DEMO_NUMBER) -> List[str]:
 
 def _appointment_history(stack: Stack, fhir_id: str) -> Dict:
     client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
-    store = AppointmentStore(client, KeyRing.from_root(stack.cfg.data_key), stack.cfg.redis_prefix)
+    store = AppointmentStore(client, keyring(stack.cfg), stack.cfg.redis_prefix)
     appt = asyncio.run(store.get_appointment(store.appointment_ref(fhir_id)))
     return appt.data
 

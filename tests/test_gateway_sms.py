@@ -25,8 +25,9 @@ async def test_missing_or_wrong_signature_is_refused_and_nothing_processed(gatew
     resp = await post(client, cfg, sms("hi"), signature=signature)
     assert resp.status == 403
     assert stub.calls == []
-    # Nothing stored but the audit event of the refusal.
-    assert sorted(redis_sync.scan_iter(match=f"{prefix}*")) == [f"{prefix}audit".encode(), f"{prefix}audit:head".encode()]
+    # Nothing stored but the audit event of the refusal (and the wrapped data keys).
+    assert sorted(redis_sync.scan_iter(match=f"{prefix}*")) == [
+        f"{prefix}audit".encode(), f"{prefix}audit:head".encode(), f"{prefix}keys".encode()]
     [(_, event)] = redis_sync.xrange(f"{prefix}audit")
     assert event[b"action"] == b"webhook_refused" and event[b"outcome"] == b"bad_signature"
 
@@ -128,11 +129,11 @@ async def _audit_actions(cfg):
     import redis as redis_lib
 
     from bot.audit import AuditLog
-    from bot.crypto import KeyRing
+    from bot.crypto import keyring
 
     rc = redis_lib.asyncio.Redis.from_url(cfg.redis_url)
     try:
-        return [(e.action, e.outcome) for e in await AuditLog(rc, KeyRing.from_root(cfg.data_key), cfg.redis_prefix).events()]
+        return [(e.action, e.outcome) for e in await AuditLog(rc, keyring(cfg), cfg.redis_prefix).events()]
     finally:
         await rc.close()
 
@@ -221,14 +222,14 @@ async def test_intent_injection_and_dates_never_reach_the_bot(gateway):
 
 
 async def test_a_pending_dob_answer_is_checked_by_the_gateway_not_the_bot(gateway):
-    from bot.crypto import KeyRing, conversation_id
+    from bot.crypto import conversation_id, keyring
     from bot.identity import IdentityRegistry, request_verification
     import redis as redis_lib
 
     client, stub, cfg = gateway
     rc = redis_lib.asyncio.Redis.from_url(cfg.redis_url)
-    conv = conversation_id(KeyRing.from_root(cfg.data_key), "sms", "+15550100121")
-    await request_verification(IdentityRegistry(rc, KeyRing.from_root(cfg.data_key), cfg.redis_prefix), conv,
+    conv = conversation_id(keyring(cfg), "sms", "+15550100121")
+    await request_verification(IdentityRegistry(rc, keyring(cfg), cfg.redis_prefix), conv,
                                "ask_appointment_specifics")
     [failed] = messages(await (await post(client, cfg, sms("01/01/1980", _sid(310)))).text())
     assert "couldn't verify" in failed and stub.calls == []  # unknown number: the same failure reply

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from bot.config import load_settings
-from bot.crypto import KeyRing
+from bot.crypto import keyring
 from bot.identity import IdentityRegistry, InvalidDate, parse_dob
 
 TODAY = date(2026, 11, 25)
@@ -44,7 +44,7 @@ def test_two_digit_years_take_the_latest_past_century():
 async def registry(settings_env):
     cfg = load_settings()
     client = redis.asyncio.Redis.from_url(cfg.redis_url)
-    yield IdentityRegistry(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+    yield IdentityRegistry(client, keyring(cfg), cfg.redis_prefix)
     await client.close()
 
 

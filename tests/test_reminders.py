@@ -11,7 +11,7 @@ import redis
 from bot.appointments import AppointmentStore
 from bot.audit import AuditLog
 from bot.consent import ConsentRegistry
-from bot.crypto import KeyRing, conversation_id, phone_index
+from bot.crypto import keyring, conversation_id, phone_index
 from bot.fhir import load_bundle_file
 from bot.handoff import HandoffQueue
 from bot.office import load_office
@@ -28,7 +28,7 @@ NOON_CHICAGO_JAN14 = datetime(2030, 1, 14, 18, 0, tzinfo=timezone.utc)
 
 async def _setup(cfg, app, consent_for=(SHARED,), opted_out=(ROBIN,)):
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     store = AppointmentStore(rc, keys, cfg.redis_prefix)
     await store.import_bundle(load_bundle_file(BUNDLE), "test")
     consent = ConsentRegistry(rc, keys, cfg.redis_prefix)

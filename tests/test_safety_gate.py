@@ -17,7 +17,7 @@ import redis
 
 from bot.config import load_settings
 from bot.consent import OPTED_IN, OPTED_OUT, ConsentRegistry
-from bot.crypto import KeyRing, conversation_id, phone_index
+from bot.crypto import keyring, conversation_id, phone_index
 from bot.handoff import HandoffQueue
 from channels.app import create_app
 from tests.gateway_helpers import SENDER, messages, post, sms
@@ -37,7 +37,7 @@ def sid(n: int) -> str:
 async def consent_of(cfg, number: str = SENDER):
     client = redis.asyncio.Redis.from_url(cfg.redis_url)
     try:
-        registry = ConsentRegistry(client, KeyRing.from_root(cfg.data_key), cfg.redis_prefix)
+        registry = ConsentRegistry(client, keyring(cfg), cfg.redis_prefix)
         idx = phone_index(registry.keys, number)
         return await registry.state(idx), await registry.history(idx)
     finally:
@@ -53,7 +53,7 @@ async def test_emergency_is_redirected_before_rasa_and_staff_alerted(gateway, bo
         assert also in reply
     assert stub.calls == []
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
-    conv = conversation_id(KeyRing.from_root(cfg.data_key), "sms", SENDER)
+    conv = conversation_id(keyring(cfg), "sms", SENDER)
     entry = await HandoffQueue(rc, cfg.redis_prefix).entry(conv)
     await rc.close()
     assert entry["priority"] == "emergency" and entry["reason"] == "emergency_follow_up"
@@ -211,7 +211,7 @@ async def _rc(cfg):
 @pytest.mark.parametrize("state", ["opted_out", "held_by_staff"])
 async def test_every_category_redirects_after_opt_out_and_mid_handoff(gateway, state):
     client, stub, cfg = gateway
-    conv = conversation_id(KeyRing.from_root(cfg.data_key), "sms", SENDER)
+    conv = conversation_id(keyring(cfg), "sms", SENDER)
     if state == "opted_out":
         await post(client, cfg, sms("STOP", sid(70)))
     else:
@@ -226,7 +226,7 @@ async def test_every_category_redirects_after_opt_out_and_mid_handoff(gateway, s
 
 async def test_held_conversation_goes_to_the_staff_inbox_and_the_bot_is_silent(gateway):
     client, stub, cfg = gateway
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     conv = conversation_id(keys, "sms", SENDER)
     rc = await _rc(cfg)
     queue = HandoffQueue(rc, cfg.redis_prefix)
@@ -234,7 +234,7 @@ async def test_held_conversation_goes_to_the_staff_inbox_and_the_bot_is_silent(g
     assert messages(await (await post(client, cfg, sms("is the doctor running late?", sid(80)))).text()) == []
     assert stub.calls == []
     [sealed] = await queue.inbox(conv)
-    assert "doctor" not in sealed and keys.decrypt_text(sealed, conv) == "is the doctor running late?"
+    assert "doctor" not in sealed and keys.decrypt_text(sealed, queue.inbox_key(conv)) == "is the doctor running late?"
     await queue.hand_back(conv)
     await post(client, cfg, sms("thanks", sid(81)))
     assert [c["text"] for c in stub.calls] == ["thanks"]  # the bot answers again
@@ -246,7 +246,7 @@ async def test_outbound_gate_refuses_and_audits_after_opt_out(gateway):
     from bot.outbound import OutboundGate
 
     client, stub, cfg = gateway
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     conv, idx = conversation_id(keys, "sms", SENDER), phone_index(keys, SENDER)
     rc = await _rc(cfg)
     audit = AuditLog(rc, keys, cfg.redis_prefix)
@@ -273,7 +273,7 @@ async def test_gate_events_are_audited_in_an_intact_chain_without_clear_text(gat
     from bot.audit import AuditLog
 
     client, stub, cfg = gateway
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     conv = conversation_id(keys, "sms", SENDER)
     await post(client, cfg, sms("my husband collapsed and isnt breathing", sid(95)))
     await post(client, cfg, sms("STOP", sid(96)))

@@ -13,7 +13,7 @@ import redis
 from bot.audit import AuditLog
 from bot.config import load_settings
 from bot.consent import ConsentRegistry
-from bot.crypto import KeyRing, conversation_id, phone_index
+from bot.crypto import keyring, conversation_id, phone_index
 from bot.outbound import OutboundGate, in_quiet_hours
 from bot.phone import local_timezone
 from channels.app import create_app
@@ -55,7 +55,7 @@ async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
 async def _events(cfg):
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
     try:
-        return await AuditLog(rc, KeyRing.from_root(cfg.data_key), cfg.redis_prefix).events()
+        return await AuditLog(rc, keyring(cfg), cfg.redis_prefix).events()
     finally:
         await rc.close()
 
@@ -143,7 +143,7 @@ async def test_late_answer_is_not_sent_after_an_opt_out(stack):
 async def test_gate_quiet_hours_and_phi(settings_env):
     cfg = load_settings()
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     consent = ConsentRegistry(rc, keys, cfg.redis_prefix)
     gate = OutboundGate(consent, AuditLog(rc, keys, cfg.redis_prefix))
     idx, conv = phone_index(keys, SENDER), conversation_id(keys, "sms", SENDER)
@@ -186,7 +186,7 @@ async def test_one_time_code_step_when_configured(stack, aiohttp_client):
     client = await aiohttp_client(app)
     app["sms_sender"].backoff = FAST
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
-    keys = KeyRing.from_root(cfg.data_key)
+    keys = keyring(cfg)
     await AppointmentStore(rc, keys, cfg.redis_prefix).import_bundle(load_bundle_file(BUNDLE), "test")
     number = "+15550100102"  # demo patient 3, born 1975-11-30 (synthetic)
     conv = conversation_id(keys, "sms", number)
