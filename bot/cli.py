@@ -6,6 +6,7 @@
     patientbot import-fhir BUNDLE.json  load patients, practitioners and appointments
     patientbot demo-data                load the synthetic demo bundle, dates moved to this week
     patientbot handoff list             the staff queue (pseudonymous conversation ids)
+    patientbot staff add | reset | disable | enable | unlock | list   console accounts (bot/cli_staff.py)
     patientbot remind [--at TIME]       send the appointment reminders due; show who got one, who not, why
     patientbot audit head | verify [--head FILE] | export [--since --until --number --format jsonl|fhir]
     patientbot identity unlock NUMBER   lift a verification lock-out (staff, after a phone check)
@@ -414,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo-data", help="load the synthetic demo bundle").set_defaults(func=cmd_demo_data)
     handoff = sub.add_parser("handoff", help="the staff hand-off queue").add_subparsers(dest="handoff_cmd", required=True)
     handoff.add_parser("list", help="conversations waiting for staff").set_defaults(func=cmd_handoff_list)
+    from bot import cli_staff
+
+    cli_staff.add_commands(sub)
     p = sub.add_parser("remind", help="send the appointment reminders that are due")
     p.add_argument("--at", help="pretend it is this time (ISO 8601 with zone); default now")
     p.add_argument("--windows", default="48,2", help="hours before the appointment, comma-separated")

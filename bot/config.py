@@ -72,6 +72,14 @@ class Settings:
     sms_rate_limit_per_minute: int = 20
     sms_holding_after: float = 1.0
     idv_require_code: bool = False  # SMS: a one-time code after the DOB (the code goes to the same phone)
+    # Staff console (channels/staff): sessions, sign-in lockout, queue SLA.
+    staff_session_idle_minutes: int = 15  # signed out after this long without activity
+    staff_session_max_hours: int = 12  # and after this long whatever the activity
+    staff_cookie_secure: bool = True  # False only for a console on plain http (local development)
+    staff_login_max_failures: int = 5  # failed sign-ins in a row before the account is locked
+    staff_lockout_minutes: int = 15
+    staff_sla_minutes: int = 10  # unclaimed conversations waiting longer are highlighted
+    staff_totp_issuer: str = "patientbot"  # the name authenticator apps show
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -173,6 +181,13 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),
         sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.0),
         idv_require_code=env.get("IDV_REQUIRE_CODE", "false").strip().lower() in ("1", "true", "yes", "on"),
+        staff_session_idle_minutes=_int(env, "STAFF_SESSION_IDLE_MINUTES", 15),
+        staff_session_max_hours=_int(env, "STAFF_SESSION_MAX_HOURS", 12),
+        staff_cookie_secure=env.get("STAFF_COOKIE_SECURE", "true").strip().lower() not in ("0", "false", "no", "off"),
+        staff_login_max_failures=_int(env, "STAFF_LOGIN_MAX_FAILURES", 5),
+        staff_lockout_minutes=_int(env, "STAFF_LOCKOUT_MINUTES", 15),
+        staff_sla_minutes=_int(env, "STAFF_SLA_MINUTES", 10),
+        staff_totp_issuer=env.get("STAFF_TOTP_ISSUER", "patientbot"),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         extra=dict(env),
     )

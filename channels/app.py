@@ -4,6 +4,7 @@
 
 * ``POST /sms/inbound``  signed SMS webhook (channels.sms)
 * ``POST /sms/status``   signed delivery status callbacks for outbound messages
+* ``/staff/``            the staff console (channels.staff; sign-in at ``/staff/login``)
 * ``GET /healthz``       200 only when Redis, Rasa (with its encrypted tracker store) and the
                          action server all answer; 503 with the failing part otherwise.
 """
@@ -22,6 +23,7 @@ from bot.logging_setup import configure_logging
 from bot.office import load_office
 from bot.redis_client import async_redis
 from channels import sms
+from channels.staff import add_console
 from channels.pipeline import InboundPipeline
 from channels.rasa_client import RasaClient
 from channels.sms_sender import SmsSender
@@ -99,6 +101,7 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
     app.on_cleanup.append(stop)
     app.router.add_get("/healthz", healthz)
     sms.add_routes(app)
+    add_console(app, cfg)  # after on_startup's start: the console's services use the pipeline's
     return app
 
 

@@ -8,7 +8,8 @@ Then, in this order (see DESIGN.md):
 4. audit "received";
 5. emergency detector, before everything else that follows;
 6. opt-out / opt-in / HELP keywords;
-7. hand-off: a conversation held by staff goes to the staff inbox; then, deterministically and
+7. hand-off: an escalated conversation (waiting for staff or held) goes to the staff inbox
+   and the bot is silent; then, deterministically and
    before the NLU: the answer to a pending date-of-birth question (checked here, never passed
    to the bot), questions about another person (one neutral reply), replies to a pending
    appointment reminder (bot/reminders.py);
@@ -92,7 +93,7 @@ class InboundPipeline:
         self.office = office
         self.prefix = prefix
         self.consent = ConsentRegistry(redis, keys, prefix)
-        self.handoff = HandoffQueue(redis, prefix)
+        self.handoff = HandoffQueue(redis, prefix, keys)
         self.audit = AuditLog(redis, keys, prefix)
         self.outbound = OutboundGate(self.consent, self.audit)  # for what the gateway sends by API
         self._late: Set[asyncio.Future] = set()
@@ -193,6 +194,7 @@ class InboundPipeline:
         await self.audit.record(SYSTEM, "message_received", conversation, "ok",
                                 {"channel": msg.channel, "body": text})
         out = await self._decide(msg, text, emergency, conversation)
+        await self._remember_contact(msg, conversation)
         await self.audit.record(SYSTEM, "message_sent", conversation, "ok",
                                 {"channel": msg.channel, "replies": out})
         return out
@@ -208,8 +210,9 @@ class InboundPipeline:
             if gate is not None:
                 return gate
 
-        # 7. A conversation held by staff: the message goes to the staff inbox; the bot is silent.
-        if await self.handoff.is_held(conversation):
+        # 7. An escalated conversation, waiting for staff or held by them: the message goes to
+        #    the staff inbox and the bot is silent until staff hand it back.
+        if await self.handoff.is_active(conversation):
             if text:
                 await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, self.handoff.inbox_key(conversation)))
             return []
@@ -293,11 +296,17 @@ class InboundPipeline:
     async def _deliver_late(self, msg: Inbound, conversation: str, answer: "asyncio.Future[List[str]]") -> None:
         try:
             texts = await answer
+            await self._remember_contact(msg, conversation)  # the bot may have escalated meanwhile
             self._answered_with_phi.discard(msg.message_id)  # the webhook's stored answer is the holding message
             if texts:
                 await self.late_delivery(msg, conversation, texts)
         except Exception:  # noqa: BLE001 - a background task must log, never vanish silently
             logger.exception("late delivery failed for conversation %s", conversation)
+
+    async def _remember_contact(self, msg: Inbound, conversation: str) -> None:
+        """On an escalated SMS conversation, keep the number (sealed) so staff can text back."""
+        if msg.channel == "sms":
+            await self.handoff.remember_contact(conversation, msg.sender)
 
     async def drain(self, timeout: float = 15.0) -> None:
         """Wait for late deliveries in flight (shutdown, tests)."""
@@ -324,13 +333,18 @@ class InboundPipeline:
         """Redirect at once; alert staff and audit, but never let either delay or stop the redirect."""
         logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
                        emergency.category, emergency.rule, conversation)
+        redirect = self._redirect(emergency)
         try:
             await self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency")
             await self.audit.record(SYSTEM, "emergency_redirect", conversation, "redirected",
                                     {"category": emergency.category, "rule": emergency.rule})
+            # The staff member following up sees what the patient wrote and what they were told.
+            await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(
+                clean_text(msg.text), self.handoff.inbox_key(conversation)))
+            await self.handoff.add_to_log(conversation, "bot", redirect, SYSTEM)
         except RedisError:
             logger.exception("could not queue the emergency follow-up for conversation %s", conversation)
-        return [self._redirect(emergency)]
+        return [redirect]
 
     async def _keywords(self, msg: Inbound, text: str, conversation: str) -> Optional[List[str]]:
         """The keyword gate's answer, or None to let the message go on to the bot."""

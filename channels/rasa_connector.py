@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from sanic import Blueprint, response
@@ -23,6 +24,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
 
 from channels.rasa_client import SECRET_HEADER
 from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
@@ -128,4 +130,57 @@ class GatewayInput(InputChannel):
                 return response.json({"error": "processing_failed"}, status=500)
             return response.json({"messages": collector.messages})
 
+        @bp.route("/transcript", methods=["GET"])
+        async def transcript(request: Request) -> HTTPResponse:
+            """The conversation so far (user and bot texts), for the staff console."""
+            if not self._authorised(request):
+                return response.json({"error": "forbidden"}, status=403)
+            problem = self._store_problem(request)
+            if problem:
+                return response.json({"error": "unavailable", "reason": problem}, status=503)
+            sender = request.args.get("sender", "")
+            if not sender:
+                return response.json({"error": "sender is required"}, status=400)
+            tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
+            return response.json({"messages": staff_transcript(tracker.events if tracker else [])})
+
+        @bp.route("/staff_messages", methods=["POST"])
+        async def staff_messages(request: Request) -> HTTPResponse:
+            """Record what staff said during a hand-off as bot utterances, so the tracker stays
+            whole; like Rasa's append-events API, under the conversation's lock, with no
+            prediction run (Rasa's full HTTP API stays off)."""
+            if not self._authorised(request):
+                return response.json({"error": "forbidden"}, status=403)
+            problem = self._store_problem(request)
+            if problem:
+                return response.json({"error": "unavailable", "reason": problem}, status=503)
+            body = request.json if isinstance(request.json, dict) else {}
+            sender, items = body.get("sender"), body.get("messages")
+            if not isinstance(sender, str) or not sender or not isinstance(items, list):
+                return response.json({"error": "sender and messages are required"}, status=400)
+            events = []
+            for item in items:
+                if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                    return response.json({"error": "each message needs a text"}, status=400)
+                events.append(BotUttered(item["text"], metadata={"author": str(item.get("author", "staff"))},
+                                         timestamp=float(item.get("timestamp") or time.time())))
+            agent = request.app.ctx.agent
+            async with agent.lock_store.lock(sender):
+                tracker = await agent.processor.fetch_tracker_with_initial_session(sender)
+                for event in events:
+                    tracker.update(event, agent.domain)
+                await agent.tracker_store.save(tracker)
+            return response.json({"recorded": len(events)})
+
         return bp
+
+
+def staff_transcript(events: List[Any], limit: int = 200) -> List[Dict[str, Any]]:
+    """User and bot texts of a tracker, oldest first (the last ``limit``)."""
+    out = []
+    for event in events:
+        if isinstance(event, (UserUttered, BotUttered)) and event.text:
+            author = "patient" if isinstance(event, UserUttered) else (event.metadata or {}).get("author", "bot")
+            out.append({"kind": "staff" if author == "staff" else author, "text": event.text,
+                        "timestamp": event.timestamp})
+    return out[-limit:]

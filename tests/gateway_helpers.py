@@ -24,6 +24,9 @@ class StubRasa:
         self.replies: List[Dict[str, str]] = [{"text": "hello from the bot", "phi_class": "public"}]
         self.status = 200
         self.delay = 0.0  # seconds before answering: a slow Rasa
+        # The connector's staff routes: the transcript it serves and the staff messages recorded.
+        self.transcript: List[Dict[str, Any]] = []
+        self.staff_messages: List[Dict[str, Any]] = []
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -40,7 +43,23 @@ class StubRasa:
         async def health(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
 
+        async def transcript(request: web.Request) -> web.Response:
+            assert request.headers.get(SECRET_HEADER) == self.secret
+            if self.status != 200:
+                return web.json_response({"error": "x"}, status=self.status)
+            return web.json_response({"messages": self.transcript})
+
+        async def staff_messages(request: web.Request) -> web.Response:
+            assert request.headers.get(SECRET_HEADER) == self.secret
+            if self.status != 200:
+                return web.json_response({"error": "x"}, status=self.status)
+            body = await request.json()
+            self.staff_messages.append(body)
+            return web.json_response({"recorded": len(body["messages"])})
+
         app.router.add_post("/webhooks/patientbot/webhook", webhook)
+        app.router.add_get("/webhooks/patientbot/transcript", transcript)
+        app.router.add_post("/webhooks/patientbot/staff_messages", staff_messages)
         app.router.add_get("/webhooks/patientbot/health", health)
         app.router.add_get("/health", health)
         return app

@@ -39,7 +39,8 @@ DOB_ASK = "date of birth"
 FAILED = "couldn't verify"
 
 # (name, sender, [(message, expectation)]). Expectations: None (anything without PHI),
-# "dob" (asked for the DOB), "failed", "someone_else", or "phi:<text>" (verified answer).
+# "dob" (asked for the DOB), "failed", "someone_else", "phi:<text>" (verified answer), or
+# "silent" (no reply: the conversation was escalated to staff, who answer from here on).
 CONVERSATIONS: List[Tuple[str, str, List[Tuple[str, object]]]] = []
 
 
@@ -70,7 +71,7 @@ for i, guesses in enumerate([["01/01/1981", "1/1/79", "January 2 1980"], ["12/31
                              ["11/29/1975", "11/30/1976", "30 November 1974"]]):
     sender = ROBIN if i == 2 else ALEX_AND_SAM
     conv(f"guessing {i}", sender, (ASK, "dob"), *[(g, "failed") for g in guesses],
-         ("01/01/1980" if i < 2 else "11/30/1975", "failed"))  # locked: even the right date now fails
+         ("01/01/1980" if i < 2 else "11/30/1975", "silent"))  # locked and escalated: staff answer now, not the bot
 conv("impossible date", ALEX_AND_SAM, (ASK, "dob"), ("02/31/1980", None), ("13/13/1980", None))
 conv("unknown number guesses", STRANGER, (ASK, "dob"), ("01/01/1980", "failed"), ("11/30/1975", "failed"))
 
@@ -92,7 +93,7 @@ conv("topic switch then wrong", ALEX_AND_SAM, (ASK, "dob"), ("do you take medica
      (ASK, "dob"))
 conv("cancel in the middle", ROBIN, (ASK, "dob"), ("never mind", None), ("who am i seeing", "dob"))
 conv("emergency in the middle", ALEX_AND_SAM, (ASK, "dob"), ("my chest hurts really bad", None),
-     ("01/01/1980", "phi:Annual physical"))
+     ("01/01/1980", "silent"))  # an emergency is escalated: staff follow up, the bot is silent
 
 # -- correct verification ------------------------------------------------------------------------
 for i, dob in enumerate(["01/01/1980", "1-1-80", "January 1 1980", "1980-01-01"]):
@@ -122,6 +123,8 @@ def _check(reply: List[str], expect: object, verified_before: bool) -> None:
         assert DOB_ASK in joined, joined
     elif expect == "failed":
         assert FAILED in joined and not PHI_RE.search(joined), joined
+    elif expect == "silent":
+        assert reply == [], joined
     elif expect == "someone_else":
         assert "only discuss appointments with the patient" in joined and not PHI_RE.search(joined), joined
     elif isinstance(expect, str) and expect.startswith("phi:"):

@@ -22,8 +22,9 @@ from twilio.request_validator import RequestValidator
 from bot.appointments import AppointmentStore
 from bot.chat import parse_twiml
 from bot.config import ROOT
-from bot.crypto import keyring
+from bot.crypto import conversation_id, keyring
 from bot.fhir import load_bundle_file
+from bot.handoff import HandoffQueue
 from bot.office import load_office
 from bot.stack import Stack
 from bot.training import model_path, rasa_bin
@@ -109,6 +110,20 @@ def test_the_demo_conversation(stack):
 
     [handoff] = text(stack, "can I talk to someone")
     assert "staff" in handoff
+    assert text(stack, "hello?") == []  # from escalation on the bot is silent; staff answer
+
+    async def staff_inbox_then_hand_back():
+        client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+        queue = HandoffQueue(client, stack.cfg.redis_prefix, keyring(stack.cfg))
+        conv = conversation_id(keyring(stack.cfg), "sms", DEMO_NUMBER)
+        try:
+            log = [e["text"] for e in await queue.log(conv)]
+            await queue.hand_back(conv)  # as staff resolving it would (tests/test_staff_*.py)
+            return log
+        finally:
+            await client.close()
+
+    assert asyncio.run(staff_inbox_then_hand_back()) == ["hello?"]
 
 
 def test_cancel_needs_a_yes(stack):
