@@ -3,7 +3,8 @@
 #   1. find Python 3.10 (Rasa 3.6 refuses 3.11+),
 #   2. build .venv and install the pinned lock (skipped when the lock is unchanged),
 #   3. make sure a Redis server answers (start one, installing Debian's package if missing),
-#   4. write .env with freshly generated secrets if there is none (never committed).
+#   4. write .env with freshly generated secrets if there is none (never committed),
+#   5. make sure Debian's chromium is there for the staff console's browser test.
 # Re-running it when nothing changed takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,5 +86,11 @@ fi
 if [ ! -f .env ]; then
     say "writing .env with generated secrets (ignored by git)"
     "$VENV/bin/python" -m bot.config --write-env .env
+fi
+# --- 5: chromium for the staff console's browser test (playwright drives it; no browser download) ---
+if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 say "ready"
