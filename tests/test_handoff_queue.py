@@ -1,0 +1,105 @@
+"""The hand-off queue against the real Redis: one owner at a time, the sealed log and contact,
+announcements without PHI; and the escalations that feed it (a verified patient asking about
+test results)."""
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+
+from actions.common import services
+from actions.faq import ActionAnswerFaq
+from bot.config import load_settings
+from bot.crypto import DecryptionError, conversation_id, keyring
+from bot.handoff import HandoffQueue
+from bot.identity import Session
+from tests.conftest import TEST_REDIS_URL
+from tests.test_actions import run_action, tracker_for
+
+NUMBER = "+15550100131"  # synthetic
+
+
+@pytest.fixture
+async def queue(settings_env):
+    client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    yield HandoffQueue(client, settings_env["REDIS_PREFIX"], keyring(load_settings()))
+    await client.close()
+
+
+async def test_one_owner_at_a_time(queue):
+    await queue.escalate("sms-a", "sms", "patient_request")
+    assert await queue.is_active("sms-a") and not await queue.is_held("sms-a")
+    results = await asyncio.gather(*(queue.claim("sms-a", f"staff:{n}") for n in range(8)))
+    winners = [owner for ok, owner in results if ok]
+    assert len(winners) == 1 and {owner for _, owner in results} == set(winners)
+    assert await queue.claim("sms-a", winners[0]) == (True, winners[0])  # claiming again is a no-op
+    assert (await queue.entry("sms-a"))["held_by"] == winners[0]
+    await queue.hand_back("sms-a")
+    assert not await queue.is_active("sms-a")
+    assert await queue.claim("sms-a", "staff:late") == (False, None)
+    assert await queue.entry("sms-a") is None  # a late claim does not recreate the entry
+
+
+async def test_log_and_contact_are_sealed_to_their_keys(queue, settings_env):
+    await queue.escalate("sms-b", "sms", "patient_request")
+    await queue.post_to_inbox("sms-b", queue.keys.encrypt_text("patient words (synthetic)", queue.inbox_key("sms-b")))
+    await queue.add_to_log("sms-b", "staff", "staff words (synthetic)", "staff:x")
+    await queue.add_to_log("sms-b", "note", "note words (synthetic)", "staff:x")
+    with pytest.raises(ValueError):
+        await queue.add_to_log("sms-b", "gossip", "x", "staff:x")
+    assert await queue.remember_contact("sms-b", NUMBER)
+    assert not await queue.remember_contact("sms-b", "+15550100132")  # kept once
+    assert not await queue.remember_contact("sms-unqueued", NUMBER)  # never creates an entry
+    assert await queue.entry("sms-unqueued") is None
+    assert await queue.contact("sms-b") == NUMBER
+    log = await queue.log("sms-b")
+    assert [(e["kind"], e["by"], e["text"]) for e in log] == [
+        ("patient", "", "patient words (synthetic)"), ("staff", "staff:x", "staff words (synthetic)"),
+        ("note", "staff:x", "note words (synthetic)")]
+    assert [e["text"] for e in await queue.log("sms-b", after=log[0]["id"])] == ["staff words (synthetic)",
+                                                                                "note words (synthetic)"]
+    assert len(await queue.inbox("sms-b")) == 1  # the patient's messages only
+    raw = redis.Redis.from_url(TEST_REDIS_URL)
+    stored = b"".join(v for _, f in raw.xrange(queue.inbox_key("sms-b")) for v in f.values())
+    stored += b"".join(raw.hgetall(f"{settings_env['REDIS_PREFIX']}handoff:sms-b").values())
+    for needle in (b"synthetic", NUMBER.encode(), NUMBER[2:].encode()):
+        assert needle not in stored
+    token = raw.hget(f"{settings_env['REDIS_PREFIX']}handoff:sms-b", "contact").decode()
+    with pytest.raises(DecryptionError):  # bound to its record: useless on another conversation
+        queue.keys.decrypt_text(token, f"{settings_env['REDIS_PREFIX']}handoff:sms-c#contact")
+    await queue.hand_back("sms-b")
+    assert [e["text"] for e in await queue.log("sms-b")][0] == "patient words (synthetic)"  # kept for review
+
+
+async def test_changes_are_announced_by_pseudonym_only(queue):
+    pubsub = queue.redis.pubsub()
+    await pubsub.subscribe(queue.events_channel)
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    await queue.escalate("sms-c", "sms", "patient_request")
+    await queue.claim("sms-c", "staff:x")
+    await queue.add_to_log("sms-c", "staff", "private words (synthetic)", "staff:x")
+    await queue.hand_back("sms-c")
+    seen = []
+    for _ in range(20):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if message:
+            seen.append(json.loads(message["data"]))
+        if len(seen) == 4:
+            break
+    await pubsub.reset()
+    assert seen == [{"type": "queue", "conversation": "sms-c"}, {"type": "queue", "conversation": "sms-c"},
+                    {"type": "message", "conversation": "sms-c"}, {"type": "queue", "conversation": "sms-c"}]
+
+
+async def test_a_verified_patient_asking_about_test_results_is_escalated(settings_env):
+    conv = conversation_id(keyring(), "sms", NUMBER)
+    d = await run_action(ActionAnswerFaq(), tracker_for(conv, "ask_test_results"))
+    assert len(d.messages) == 1 and await services().handoff.entry(conv) is None  # unverified: portal answer only
+    now = datetime.now(timezone.utc)
+    await services().identity._store_session(conv, Session("patient-ref", "sms", now - timedelta(minutes=1), now))  # noqa: SLF001
+    d = await run_action(ActionAnswerFaq(), tracker_for(conv, "ask_test_results"))
+    assert "portal" in d.messages[0]["text"] and "staff" in d.messages[1]["text"]
+    assert (await services().handoff.entry(conv))["reason"] == "test_results"
