@@ -435,3 +435,22 @@ async def test_live_events_carry_pseudonyms_only(console):
     stream.close()
     assert seen == [{"type": "queue", "conversation": console["conv"]},
                     {"type": "message", "conversation": console["conv"]}]
+
+
+async def test_unclaimed_conversations_past_the_sla_are_highlighted(console):
+    queue = console["queue"]
+    now = datetime.now(timezone.utc)
+    await queue.escalate("sms-" + "1" * 40, "sms", "reschedule", at=now - timedelta(minutes=11))
+    await queue.escalate("sms-" + "2" * 40, "sms", "patient_request", at=now - timedelta(minutes=3))
+    await queue.escalate("sms-" + "3" * 40, "sms", "emergency_follow_up", "emergency", at=now - timedelta(minutes=30))
+    await queue.claim("sms-" + "3" * 40, f"staff:{console['staff']['bruno'].member.id}")
+    agent = await console["sign_in"]("alice")
+    rows = (await (await agent.client.get("/staff/api/queue")).json())["rows"]
+    assert [(r["conversation"][4:6], r["priority"], r["over_sla"], r["owner"]) for r in rows] == [
+        ("33", "emergency", False, "bruno"),  # emergencies first; claimed, so not over the SLA
+        ("11", "normal", True, ""), ("22", "normal", False, "")]
+    assert rows[1]["waiting_seconds"] >= 660
+    resp, body = await agent.page("/staff/queue")
+    over = re.findall(r'<tr class="prio-(\w+)( over-sla)?" data-conversation="sms-(\d)', body)
+    assert over == [("emergency", "", "3"), ("normal", " over-sla", "1"), ("normal", "", "2")]
+    assert body.count('<span class="badge over">over SLA</span>') == 2  # the legend and the one late row
