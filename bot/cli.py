@@ -13,6 +13,8 @@
     patientbot consent show NUMBER      a number's consent state and full history
     patientbot consent export [--format jsonl|csv] [--out FILE]   every consent change, for review
     patientbot consent record NUMBER opted_in|opted_out --source staff|web_form|import --text "..."
+    patientbot keys status | rotate | rewrap      data keys (bot/cli_data.py)
+    patientbot retention run | hold | release | holds   retention policy and legal holds (bot/cli_data.py)
 """
 from __future__ import annotations
 
@@ -456,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the consent covers (opted_in; repeat; default both)")
     p.add_argument("--text", required=True, help="the patient's words or the form's wording, kept with the record")
     p.set_defaults(func=cmd_consent_record)
+    from bot import cli_data
+
+    cli_data.add_commands(sub)
     return parser
 
 

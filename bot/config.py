@@ -80,6 +80,12 @@ class Settings:
     staff_lockout_minutes: int = 15
     staff_sla_minutes: int = 10  # unclaimed conversations waiting longer are highlighted
     staff_totp_issuer: str = "patientbot"  # the name authenticator apps show
+    # Retention in days (bot.retention); audit below six years is refused there.
+    retention_conversation_days: int = 90
+    retention_message_days: int = 7 * 365
+    retention_appointment_days: int = 2 * 365
+    retention_consent_days: int = 7 * 365
+    retention_audit_days: int = 7 * 365
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -188,6 +194,11 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         staff_lockout_minutes=_int(env, "STAFF_LOCKOUT_MINUTES", 15),
         staff_sla_minutes=_int(env, "STAFF_SLA_MINUTES", 10),
         staff_totp_issuer=env.get("STAFF_TOTP_ISSUER", "patientbot"),
+        retention_conversation_days=_int(env, "RETENTION_CONVERSATION_DAYS", 90),
+        retention_message_days=_int(env, "RETENTION_MESSAGE_DAYS", 7 * 365),
+        retention_appointment_days=_int(env, "RETENTION_APPOINTMENT_DAYS", 2 * 365),
+        retention_consent_days=_int(env, "RETENTION_CONSENT_DAYS", 7 * 365),
+        retention_audit_days=_int(env, "RETENTION_AUDIT_DAYS", 7 * 365),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         extra=dict(env),
     )

@@ -22,12 +22,10 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_conversation_sessions
 
 from bot.config import settings
-from bot.crypto import DecryptionError, keyring
+from bot.crypto import DecryptionError, keyring, phone_index_from_conversation
 from bot.redis_client import sync_redis
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_RECORD_EXPIRY_SECONDS = 90 * 24 * 3600
 
 
 class TrackerUnreadable(RuntimeError):
@@ -47,7 +45,8 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         self.red.ping()  # refuse to start without Redis, rather than fail on the first patient
         self.keyring = keyring(cfg)
         self.key_prefix = f"{cfg.redis_prefix}tracker:"
-        self.record_exp = float(record_exp) if record_exp else DEFAULT_RECORD_EXPIRY_SECONDS
+        self.holds_key = f"{cfg.redis_prefix}legal-hold"  # bot.retention.LegalHolds
+        self.record_exp = float(record_exp) if record_exp else cfg.retention_conversation_days * 86400
 
     def _aad(self, sender_id: Text) -> str:
         return self.key_prefix + sender_id  # the Redis key, as every sealed value's aad
@@ -70,7 +69,11 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         if stored is not None:
             tracker = self._merge_trackers(self._open(tracker.sender_id, stored), tracker)
         sealed = self.keyring.encrypt_text(self.serialise_tracker(tracker), self._aad(tracker.sender_id))
-        self.red.set(key, sealed, ex=int(timeout or self.record_exp))
+        index = phone_index_from_conversation(tracker.sender_id)
+        if index and self.red.hexists(self.holds_key, index):  # under legal hold: no expiry
+            self.red.set(key, sealed)
+        else:
+            self.red.set(key, sealed, ex=int(timeout or self.record_exp))
 
     async def _retrieve(self, sender_id: Text, fetch_all_sessions: bool) -> Optional[DialogueStateTracker]:
         stored = self.red.get(self.key_prefix + sender_id)
