@@ -1,7 +1,13 @@
 """Logging for every patientbot process: one format, and a redaction filter as a last line.
 
-The code never logs message text, names or numbers on purpose; the filter is the safety net
-for what a library might print (a phone number in an exception, say).
+The code never logs message text, names or numbers on purpose, at any level. Libraries do:
+Rasa's debug output prints every user message, its parse and the tracker, and rasa_sdk's
+prints the tracker it receives. So below INFO only this project's own loggers are let
+through, whatever LOG_LEVEL says; at INFO and above, phone-number-like and date-like strings
+are masked in every record (a number in an exception message, say).
+
+The Rasa process configures its own logging; :func:`guard_all_handlers`, called when Rasa
+loads our connector, puts the same filter on every handler it has.
 """
 from __future__ import annotations
 
@@ -12,10 +18,15 @@ _PHONE = re.compile(r"\+?\d[\d\s().-]{8,}\d")
 _DATE = re.compile(r"\b(?:\d{1,2}[/-]\d{1,2}[/-]\d{2,4}|\d{4}-\d{2}-\d{2})\b")
 
 
+OWN_PACKAGES = frozenset({"bot", "channels", "actions", "devtools", "__main__"})
+
+
 class RedactingFilter(logging.Filter):
-    """Replaces phone-number-like and date-like strings in every record."""
+    """Drops libraries' debug records; masks number- and date-like strings in the rest."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO and record.name.split(".")[0] not in OWN_PACKAGES:
+            return False
         message = record.getMessage()
         redacted = _DATE.sub("[date]", _PHONE.sub("[number]", message))
         if redacted != message:
@@ -31,3 +42,13 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root.handlers[:] = [handler]
+
+
+def guard_all_handlers() -> None:
+    """Put the filter on every handler of every logger in this process (idempotent)."""
+    loggers = [logging.getLogger()] + [l for l in logging.root.manager.loggerDict.values()
+                                      if isinstance(l, logging.Logger)]
+    for each in loggers:
+        for handler in each.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())

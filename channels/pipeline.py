@@ -194,6 +194,7 @@ class InboundPipeline:
         await self.audit.record(SYSTEM, "message_received", conversation, "ok",
                                 {"channel": msg.channel, "body": text})
         out = await self._decide(msg, text, emergency, conversation)
+        logger.debug("conversation %s answered with %d message(s)", conversation, len(out))
         await self._remember_contact(msg, conversation)
         await self.audit.record(SYSTEM, "message_sent", conversation, "ok",
                                 {"channel": msg.channel, "replies": out})

@@ -26,10 +26,12 @@ from sanic.response import HTTPResponse
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, UserUttered
 
-from channels.rasa_client import SECRET_HEADER
+from bot.logging_setup import guard_all_handlers
 from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
+from channels.rasa_client import SECRET_HEADER
 
 logger = logging.getLogger(__name__)
+guard_all_handlers()  # Rasa has configured its logging by the time it loads this channel
 
 DEFAULT_CLASS = "public"
 
@@ -92,6 +94,7 @@ class GatewayInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("patientbot_gateway", __name__)
+        guard_all_handlers()  # again, for handlers the web server added since
 
         @bp.route("/health", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

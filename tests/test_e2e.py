@@ -52,6 +52,7 @@ def stack(trained_model, tmp_path_factory) -> Iterator[Stack]:
         GATEWAY_PORT=str(_free_port()), RASA_PORT=str(_free_port()), ACTION_PORT=str(_free_port()),
         SMS_API_BASE=f"http://127.0.0.1:{_free_port()}",
         SMS_RATE_LIMIT_PER_MINUTE="100000",  # scripted conversations text faster than people; limits are tested elsewhere
+        LOG_LEVEL="DEBUG",  # the most talkative level we ship: still no PHI in any log (test below)
         PATIENTBOT_RUN_DIR=str(tmp_path_factory.mktemp("run")),
     )
     env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
@@ -249,9 +250,16 @@ def test_nothing_readable_in_redis_or_logs(stack):
         elif kind == b"hash":
             for k, v in client.hgetall(key).items():
                 dump += [k, v]
+        elif kind == b"stream":
+            for entry_id, fields in client.xrange(key):
+                dump += [entry_id, *fields.keys(), *fields.values()]
+        else:
+            dump.append(f"unexpected type {kind!r}")
     blob = b"\n".join(d if isinstance(d, bytes) else str(d).encode() for d in dump).decode("utf-8", "replace")
     assert any(k.startswith(f"{stack.cfg.redis_prefix}tracker:") for k in blob.splitlines())
+    assert f"{stack.cfg.redis_prefix}audit" in blob and "unexpected type" not in blob
     logs = "\n".join(stack.log_file(n).read_text(errors="replace") for n in ("actions", "rasa", "gateway"))
+    assert " DEBUG " in stack.log_file("gateway").read_text()  # the stack really ran at DEBUG
     for needle in needles:
         assert needle not in blob, f"{needle!r} found in Redis"
         assert needle not in logs, f"{needle!r} found in the logs"
@@ -295,3 +303,25 @@ def test_misconfigured_tracker_store_is_refused(stack, tmp_path):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+
+
+def test_key_rotation_while_the_stack_serves(stack):
+    """A data-key rotation runs online: the conversation goes on across it, its tracker is
+    re-sealed under the new key, and the old key is destroyed."""
+    from bot.crypto import KeyStore, key_id_of, key_provider
+
+    office = load_office(stack.cfg.office_config)
+    number = "+15550100177"  # synthetic
+    assert text(stack, "what are your hours", number) == [office.faq_answer("ask_hours")]
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    tracker_key = f"{stack.cfg.redis_prefix}tracker:{conversation_id(keyring(stack.cfg), 'sms', number)}"
+    old = key_id_of(client.get(tracker_key))
+    run = subprocess.run([sys.executable, "-m", "bot.cli", "keys", "rotate"], capture_output=True, text=True,
+                         env={**os.environ, **stack.cfg.extra}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert key_id_of(client.get(tracker_key)) not in (None, old)
+    assert text(stack, "where do I park", number) == [office.faq_answer("ask_parking")]
+    fresh = KeyStore(client, key_provider(stack.cfg), stack.cfg.redis_prefix).load()
+    assert old not in fresh.key_ids
+    tracker = fresh.decrypt_text(client.get(tracker_key), tracker_key)
+    assert "what are your hours" in tracker and "where do I park" in tracker  # one conversation, whole
