@@ -49,11 +49,7 @@ class Stack:
         env = dict(os.environ)
         env.update(self.env)
         env.update({k: v for k, v in rasa_env().items() if k not in self.env})
-        redis_url = urlparse(self.cfg.redis_url)
         env.update({
-            "REDIS_HOST": redis_url.hostname or "127.0.0.1",
-            "REDIS_PORT": str(redis_url.port or 6379),
-            "REDIS_DB": (redis_url.path or "/0").lstrip("/") or "0",
             "REDIS_PREFIX": self.cfg.redis_prefix,
             "ACTION_PORT": str(self.cfg.action_port),
             "SANIC_HOST": "127.0.0.1",
