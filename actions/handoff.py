@@ -1,4 +1,4 @@
-"""Hand-off to staff on the patient's request."""
+"""Hand-off to staff: on the patient's request, and for medical questions the bot must not answer."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -19,4 +19,17 @@ class ActionRequestHuman(Action):
         svc = services()
         await svc.handoff.escalate(tracker.sender_id, channel_of(tracker), "patient_request")
         say(dispatcher, replies.escalation_notice(svc.office, datetime.now(timezone.utc)))
+        return []
+
+
+class ActionClinicalQuestion(Action):
+    """A medical question goes to the clinical team; the bot gives no advice, ever."""
+
+    def name(self) -> Text:
+        return "action_clinical_question"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
+        svc = services()
+        await svc.handoff.escalate(tracker.sender_id, channel_of(tracker), "clinical_question")
+        say(dispatcher, replies.clinical_question(svc.office, datetime.now(timezone.utc)))
         return []

@@ -90,6 +90,14 @@ def escalation_notice(office: Office, now: datetime) -> str:
     )
 
 
+def clinical_question(office: Office, now: datetime) -> str:
+    """A medical question: the bot gives no advice; a clinician answers (after hand-off)."""
+    when = ("A member of our clinical team will reply here shortly." if office.is_open(now) else
+            f"The office is closed now; our clinical team will reply {office.after_hours_reply_by}.")
+    return (f"I can't give medical advice by text, so I've passed your question to our clinical team. {when} "
+            "If it's urgent, call 911.")
+
+
 def rephrase(office: Office) -> str:
     return (
         "Sorry, I didn't understand that. Could you say it another way? I can help with "

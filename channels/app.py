@@ -17,7 +17,11 @@ from typing import Optional
 import aiohttp
 from aiohttp import web
 
+from redis.exceptions import RedisError
+
+from bot.audit import SYSTEM
 from bot.config import Settings, settings as load_settings
+from bot.config_audit import audit_configuration
 from bot.crypto import keyring
 from bot.logging_setup import configure_logging
 from bot.office import load_office
@@ -90,6 +94,10 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
         pipeline.holding_after = cfg.sms_holding_after
         if cfg.idv_require_code:
             pipeline.send_code = sms.code_delivery(app["sms_sender"], pipeline)
+        try:
+            await audit_configuration(app["redis"], keys, pipeline.audit, cfg, SYSTEM)
+        except RedisError:  # start anyway: emergencies must be redirected even with Redis down
+            logger.error("could not audit the configuration: Redis unavailable")
 
     async def stop(app: web.Application) -> None:
         await app["pipeline"].drain()

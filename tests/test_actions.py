@@ -16,7 +16,7 @@ from actions.appointments import (
 from actions.common import services
 from actions.fallback import ActionHandleFallback, consecutive_misses
 from actions.faq import ActionAnswerFaq
-from actions.handoff import ActionRequestHuman
+from actions.handoff import ActionClinicalQuestion, ActionRequestHuman
 from bot.crypto import conversation_id, keyring
 from bot.fhir import Appointment, ParsedBundle, Patient, Practitioner
 from bot.office import load_office
@@ -161,6 +161,16 @@ async def test_request_human_queues_and_says_what_happens_next(settings_env):
     d = await run_action(ActionRequestHuman(), tracker_for(conv, "request_human"))
     assert "staff" in d.messages[0]["text"]
     assert (await services().handoff.entry(conv))["reason"] == "patient_request"
+
+
+async def test_a_medical_question_goes_to_the_clinical_team_without_advice(settings_env):
+    conv = sms_conversation(PATIENT_NUMBER)
+    d = await run_action(ActionClinicalQuestion(), tracker_for(conv, "ask_clinical_question"))
+    [reply] = d.messages
+    assert "can't give medical advice" in reply["text"] and "clinical team" in reply["text"] and "911" in reply["text"]
+    assert phi_class(reply) == "public"
+    entry = await services().handoff.entry(conv)
+    assert entry["reason"] == "clinical_question" and entry["status"] == "waiting"
 
 
 def _user(intent: str) -> Dict[str, Any]:

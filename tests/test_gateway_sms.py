@@ -25,10 +25,13 @@ async def test_missing_or_wrong_signature_is_refused_and_nothing_processed(gatew
     resp = await post(client, cfg, sms("hi"), signature=signature)
     assert resp.status == 403
     assert stub.calls == []
-    # Nothing stored but the audit event of the refusal (and the wrapped data keys).
+    # Nothing stored but the audit event of the refusal (besides what start-up wrote: the
+    # wrapped data keys and the configuration fingerprint with its audit event).
     assert sorted(redis_sync.scan_iter(match=f"{prefix}*")) == [
-        f"{prefix}audit".encode(), f"{prefix}audit:head".encode(), f"{prefix}keys".encode()]
-    [(_, event)] = redis_sync.xrange(f"{prefix}audit")
+        f"{prefix}audit".encode(), f"{prefix}audit:head".encode(), f"{prefix}config:seen".encode(),
+        f"{prefix}keys".encode()]
+    [(_, startup), (_, event)] = redis_sync.xrange(f"{prefix}audit")
+    assert startup[b"action"] == b"configuration_recorded"
     assert event[b"action"] == b"webhook_refused" and event[b"outcome"] == b"bad_signature"
 
 
