@@ -47,7 +47,7 @@ def services() -> Services:
             keys=keys,
             office=load_office(cfg.office_config),
             appointments=AppointmentStore(client, keys, cfg.redis_prefix),
-            handoff=HandoffQueue(client, cfg.redis_prefix),
+            handoff=HandoffQueue(client, cfg.redis_prefix, keys),
             identity=IdentityRegistry(client, keys, cfg.redis_prefix),
         )
     return found

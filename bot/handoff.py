@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import redis.asyncio as aioredis
 
+from bot.audit import AuditLog
 from bot.crypto import KeyRing
 
 PRIORITY = {"emergency": 0, "urgent": 1, "normal": 2}
@@ -89,11 +90,12 @@ class HandoffQueue:
 
     async def escalate(
         self, conversation: str, channel: str, reason: str, priority: str = "normal",
-        at: Optional[datetime] = None,
+        at: Optional[datetime] = None, actor: str = "system:bot",
     ) -> bool:
         """Queue ``conversation`` for staff. Returns False if it was already waiting or held.
 
         A higher priority raises an existing entry (an emergency overtakes a routine request).
+        Queuing and raising are audited.
         """
         if reason not in REASONS:
             raise ValueError(f"unknown escalation reason {reason!r}")
@@ -108,6 +110,7 @@ class HandoffQueue:
                 "reason": reason, "priority": priority, "channel": channel, "status": "waiting",
             })
             await self.redis.zadd(self._queue_key, {conversation: score})
+            await self._audit(actor, conversation, "queued", reason, priority)
             await self._announce("queue", conversation)
             return True
         current = await self.redis.hget(key, "priority")
@@ -115,8 +118,13 @@ class HandoffQueue:
         if current in PRIORITY and PRIORITY[priority] < PRIORITY[current]:
             await self.redis.hset(key, mapping={"priority": priority, "reason": reason})
             await self.redis.zadd(self._queue_key, {conversation: score})
+            await self._audit(actor, conversation, "raised", reason, priority)
             await self._announce("queue", conversation)
         return False
+
+    async def _audit(self, actor: str, conversation: str, outcome: str, reason: str, priority: str) -> None:
+        await AuditLog(self.redis, self._keys(), self.prefix).record(
+            actor, "escalated", conversation, outcome, {"reason": reason, "priority": priority})
 
     async def take(self, conversation: str, staff_id: str, at: Optional[datetime] = None) -> None:
         """A staff member holds the conversation: patient messages go to the inbox, the bot is silent."""

@@ -166,7 +166,7 @@ class ReminderReplies:
         self.office = office
         self.audit = audit
         self.store = AppointmentStore(redis, keys, prefix)
-        self.handoff = HandoffQueue(redis, prefix)
+        self.handoff = HandoffQueue(redis, prefix, keys)
 
     def _pending_key(self, conversation: str) -> str:
         return f"{self.prefix}reminder-pending:{conversation}"

@@ -328,6 +328,10 @@ class InboundPipeline:
         blocked = len(bot_replies) - len(allowed)
         if blocked:
             await self.audit.record(SYSTEM, "phi_reply_blocked", conversation, "incident", {"blocked": blocked})
+        disclosed = [r.phi_class for r in bot_replies if r.phi_class == phi.PHI and verified]
+        if disclosed:  # an accounting of disclosures: PHI went to a verified patient
+            await self.audit.record(SYSTEM, "phi_disclosed", conversation, "ok",
+                                    {"channel": msg.channel, "replies": len(disclosed)})
         return allowed
 
     async def _emergency(self, msg: Inbound, emergency: Emergency, conversation: str) -> List[str]:

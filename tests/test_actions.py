@@ -171,6 +171,12 @@ async def test_a_medical_question_goes_to_the_clinical_team_without_advice(setti
     assert phi_class(reply) == "public"
     entry = await services().handoff.entry(conv)
     assert entry["reason"] == "clinical_question" and entry["status"] == "waiting"
+    from bot.audit import AuditLog
+
+    [event] = [e for e in await AuditLog(services().handoff.redis, services().keys, services().cfg.redis_prefix).events()
+               if e.action == "escalated"]
+    assert (event.subject, event.outcome, event.details) == (conv, "queued", {"reason": "clinical_question",
+                                                                              "priority": "normal"})
 
 
 def _user(intent: str) -> Dict[str, Any]:

@@ -76,6 +76,30 @@ async def test_phi_reply_to_unverified_conversation_is_blocked(gateway):
     assert messages(await resp.text()) == ["public part"]
 
 
+async def test_phi_to_a_verified_patient_is_accounted_for_in_the_audit(gateway):
+    """Every disclosure of PHI is audited (an accounting of disclosures), without the PHI in clear."""
+    from datetime import datetime, timezone
+
+    import redis as redis_lib
+
+    from bot.crypto import conversation_id, keyring
+    from bot.identity import IdentityRegistry, Session
+
+    client, stub, cfg = gateway
+    conv = conversation_id(keyring(cfg), "sms", "+15550100121")
+    rc = redis_lib.asyncio.Redis.from_url(cfg.redis_url)
+    now = datetime.now(timezone.utc)
+    await IdentityRegistry(rc, keyring(cfg), cfg.redis_prefix)._store_session(conv, Session("p-synthetic", "sms", now, now))
+    await rc.close()
+    stub.replies = [{"text": "synthetic visit reason", "phi_class": "phi"}, {"text": "public part", "phi_class": "public"}]
+    assert messages(await (await post(client, cfg, sms("what is it for", _sid(330)))).text()) == [
+        "synthetic visit reason", "public part"]
+    assert ("phi_disclosed", "ok") in await _audit_actions(cfg)
+    stub.replies = [{"text": "public only", "phi_class": "public"}]
+    await post(client, cfg, sms("thanks", _sid(331)))
+    assert [a for a in await _audit_actions(cfg) if a[0] == "phi_disclosed"] == [("phi_disclosed", "ok")]
+
+
 async def test_reply_bodies_are_xml_escaped(gateway):
     client, stub, cfg = gateway
     stub.replies = [{"text": "a < b & c > d </Message><Message>x", "phi_class": "public"}]
