@@ -136,3 +136,43 @@ def test_write_env_refuses_to_overwrite(tmp_path):
         main(["--write-env", str(path)])
     assert "refusing to overwrite" in str(exit_.value.code)
     assert path.read_text(encoding="utf-8") == "SMS_AUTH_TOKEN=keep-me\n"
+
+
+def test_the_key_encryption_key_can_come_from_a_file(tmp_path):
+    kek = secrets.token_bytes(32)
+    path = tmp_path / "kek"
+    path.write_text(base64.urlsafe_b64encode(kek).decode() + "\n")
+    env = {**_required(), "PATIENTBOT_KEY_FILE": str(path)}
+    del env["PATIENTBOT_DATA_KEY"]
+    assert load_settings(env).data_key == kek  # the file wins; the variable is not needed
+    with pytest.raises(ConfigError, match="PATIENTBOT_KEY_FILE"):
+        load_settings({**env, "PATIENTBOT_KEY_FILE": str(tmp_path / "missing")})
+    path.write_text("dG9vIHNob3J0")
+    with pytest.raises(ConfigError, match="PATIENTBOT_KEY_FILE must decode to 32 bytes"):
+        load_settings(env)
+
+
+class _TransitStandIn:
+    """A KMS-like provider for the test: wraps by XOR with a pad it alone holds (synthetic)."""
+
+    kek_id = "transit1"
+
+    def __init__(self, cfg) -> None:
+        self.pad = secrets.token_bytes(32)
+
+    def wrap(self, data_key: bytes, label: str) -> str:
+        return f"{self.kek_id}." + bytes(a ^ b for a, b in zip(data_key, self.pad)).hex()
+
+    def unwrap(self, wrapped: str, label: str) -> bytes:
+        return bytes(a ^ b for a, b in zip(bytes.fromhex(wrapped.split(".", 1)[1]), self.pad))
+
+
+def test_a_key_provider_plugs_in_by_name():
+    from bot.crypto import LocalKeyProvider, key_provider
+
+    cfg = load_settings(_required())
+    assert isinstance(key_provider(cfg), LocalKeyProvider)
+    plugged = load_settings({**_required(), "KEY_PROVIDER": "tests.test_config:_TransitStandIn"})
+    provider = key_provider(plugged)
+    assert type(provider).__name__ == "_TransitStandIn" and provider.kek_id == "transit1"
+    assert provider.unwrap(provider.wrap(b"k" * 32, "dek:x"), "dek:x") == b"k" * 32
