@@ -2,7 +2,7 @@
 
     patientbot up | down | status       whole stack in the background, on loopback
     patientbot chat [--from NUMBER]     terminal chat through the gateway, as a patient
-    patientbot train [--force]          validate the data and train (only if inputs changed)
+    patientbot train [--force]          check (PHI scrubber, rasa data validate) and train if inputs changed
     patientbot import-fhir BUNDLE.json  load patients, practitioners and appointments
     patientbot demo-data                load the synthetic demo bundle, dates moved to this week
     patientbot handoff list             the staff queue (pseudonymous conversation ids)
@@ -77,12 +77,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bot import training
+    from bot.nlu_train import default_models_dir, train_command
 
-    training.validate_data()
-    took = training.train() if args.force else training.train_if_needed()
-    print("model is up to date" if took is None else f"trained in {took:.0f} s -> {training.model_path()}")
-    return 0
+    # Refuses data the PHI scrubber flags or rasa data validate rejects; audited (bot.nlu_train).
+    return train_command(ROOT, default_models_dir(), force=args.force)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -458,9 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the consent covers (opted_in; repeat; default both)")
     p.add_argument("--text", required=True, help="the patient's words or the form's wording, kept with the record")
     p.set_defaults(func=cmd_consent_record)
-    from bot import cli_data
+    from bot import cli_data, cli_nlu
 
     cli_data.add_commands(sub)
+    cli_nlu.add_commands(sub)
     return parser
 
 

@@ -86,6 +86,10 @@ class Settings:
     retention_appointment_days: int = 2 * 365
     retention_consent_days: int = 7 * 365
     retention_audit_days: int = 7 * 365
+    # The admins' training loop (bot.nlu_inbox, bot.nlu_train).
+    nlu_review_threshold: float = 0.7  # parses below this confidence go to the review inbox
+    nlu_inbox_days: int = 30  # unreviewed inbox items (sealed) expire after this long
+    rollout_margin: float = 0.01  # a new model may score at most this much below the current one
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -199,6 +203,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         retention_appointment_days=_int(env, "RETENTION_APPOINTMENT_DAYS", 2 * 365),
         retention_consent_days=_int(env, "RETENTION_CONSENT_DAYS", 7 * 365),
         retention_audit_days=_int(env, "RETENTION_AUDIT_DAYS", 7 * 365),
+        nlu_review_threshold=_float(env, "NLU_REVIEW_THRESHOLD", 0.7),
+        nlu_inbox_days=_int(env, "NLU_INBOX_DAYS", 30),
+        rollout_margin=_float(env, "ROLLOUT_MARGIN", 0.01),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         extra=dict(env),
     )

@@ -28,6 +28,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 
 from bot.logging_setup import guard_all_handlers
 from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
+from channels.nlu_capture import capture_latest_turn
 from channels.rasa_client import SECRET_HEADER
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class GatewayInput(InputChannel):
             except Exception as exc:  # noqa: BLE001 - report, never leak the text
                 logger.error("message processing failed for conversation %s: %s", sender, exc.__class__.__name__)
                 return response.json({"error": "processing_failed"}, status=500)
+            await capture_latest_turn(request.app.ctx.agent, sender)  # the admins' review inbox
             return response.json({"messages": collector.messages})
 
         @bp.route("/transcript", methods=["GET"])

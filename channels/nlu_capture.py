@@ -1,0 +1,61 @@
+"""Rasa side: put what the NLU did not understand well into the review inbox (bot.nlu_inbox).
+
+Called by the connector after a message was handled: it reads the conversation's latest user
+turn (the text the gateway passed on, dates already masked) and its parse, and keeps it sealed
+when the NLU fell back or was unsure. A failure here never affects the patient's reply; it is
+logged by exception class only, never with the text.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from rasa.shared.core.events import UserUttered
+
+from bot.config import settings
+from bot.crypto import keyring
+from bot.nlu_inbox import ReviewInbox, review_reason
+from bot.redis_client import async_redis
+
+logger = logging.getLogger(__name__)
+
+_inbox: Optional[ReviewInbox] = None
+
+
+def _review_inbox() -> ReviewInbox:
+    global _inbox
+    if _inbox is None:
+        cfg = settings()
+        _inbox = ReviewInbox(async_redis(cfg), keyring(cfg), cfg.redis_prefix, cfg.nlu_inbox_days)
+    return _inbox
+
+
+def reset() -> None:
+    """Forget the inbox client (tests switch settings)."""
+    global _inbox
+    _inbox = None
+
+
+async def capture_latest_turn(agent: Any, sender: str) -> Optional[str]:
+    """Inbox the latest user message of ``sender`` if it needs review; returns the item id."""
+    try:
+        tracker = await agent.tracker_store.retrieve(sender)
+        if tracker is None:
+            return None
+        latest = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
+        if latest is None or not latest.text:
+            return None
+        intent = latest.intent or {}
+        name, confidence = intent.get("name"), intent.get("confidence")
+        reason = review_reason(name, confidence, settings().nlu_review_threshold)
+        if reason is None:
+            return None
+        if name == "nlu_fallback":
+            # Show the admin the model's best real guess rather than "fallback".
+            ranking = [r for r in (latest.parse_data or {}).get("intent_ranking", []) if r.get("name") != "nlu_fallback"]
+            if ranking:
+                name, confidence = ranking[0].get("name"), ranking[0].get("confidence")
+        return await _review_inbox().capture(latest.text, name or "nlu_fallback", float(confidence or 0.0), reason)
+    except Exception as exc:  # noqa: BLE001 - the reply has been produced; never fail it for this
+        logger.error("review inbox capture failed for conversation %s: %s", sender, exc.__class__.__name__)
+        return None
