@@ -90,6 +90,7 @@ class Settings:
     nlu_review_threshold: float = 0.7  # parses below this confidence go to the review inbox
     nlu_inbox_days: int = 30  # unreviewed inbox items (sealed) expire after this long
     rollout_margin: float = 0.01  # a new model may score at most this much below the current one
+    nlu_project_dir: Path = ROOT  # where the console writes labelled examples (its data/nlu.yml)
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -206,6 +207,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         nlu_review_threshold=_float(env, "NLU_REVIEW_THRESHOLD", 0.7),
         nlu_inbox_days=_int(env, "NLU_INBOX_DAYS", 30),
         rollout_margin=_float(env, "ROLLOUT_MARGIN", 0.01),
+        nlu_project_dir=Path(env.get("NLU_PROJECT_DIR", str(ROOT))),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         extra=dict(env),
     )

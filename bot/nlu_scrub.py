@@ -38,10 +38,15 @@ _MRN = re.compile(
     r"|\b[A-Z]{0,3}\d(?:[ -]?\d){5,}\b",
     re.IGNORECASE,
 )
-_STREET = (r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|"
-           r"terrace|ter|parkway|pkwy|highway|hwy|circle|cir|square|sq)")
+# Street types; short forms that are everyday words in a medical office's texts ("dr" is a
+# doctor, "way") are left out.
+_STREET = (r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|court|ct|place|"
+           r"terrace|parkway|pkwy|highway|hwy|circle|square)")
+# A house number is not a time or a quantity ("at 3 pm", "10 min late", "2 kids").
+_NOT_A_HOUSE_NUMBER = r"(?!\s*(?:am|pm|a\.m\.|p\.m\.|min|mins|minutes|hours?|hrs?|days?|weeks?|months?|years?|kids|times)\b)"
 _ADDRESS = re.compile(
-    rf"\b\d{{1,6}}\s+(?:[A-Za-z0-9'.-]+\s+){{1,4}}{_STREET}\b\.?(?:,?\s*(?:apt|apartment|unit|suite|ste|#)\s*\w+)?"
+    rf"\b\d{{1,6}}{_NOT_A_HOUSE_NUMBER}\s+(?:[A-Za-z0-9'.-]+\s+){{1,4}}{_STREET}\b\.?"
+    r"(?:,?\s*(?:apt|apartment|unit|suite|ste|#)\s*\w+)?"
     r"|\bp\.?\s?o\.?\s+box\s+\d+\b"
     r"|\b(?:apt|apartment|unit|suite)\s*#?\s*\d+\w?\b"
     r"|\b\d{5}(?:-\d{4})?\b",

@@ -49,6 +49,14 @@ def test_scrubber_removes_phi_and_names_the_kind(text, fragment, kind):
     assert SCRUB.findings(scrubbed) == set()  # placeholders are not findings
 
 
+@pytest.mark.parametrize("text", [
+    "appt at 3 with dr jones", "running 10 min late on main st", "my appt at 3 pm on main street",
+    "is there 1 more way in", "ill be 2 hours late", "can i bring my 2 kids", "do u take medicaid",
+])
+def test_scrubber_leaves_everyday_texts_alone(text):
+    assert SCRUB.scrub(text) == text and SCRUB.findings(text) == set()
+
+
 def test_scrubber_keeps_ordinary_words_and_common_word_names_in_lower_case():
     assert SCRUB.scrub("running 10 min late, may I still come?") == "running 10 min late, may I still come?"
     assert SCRUB.scrub("May called about parking") == "[name] called about parking"

@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.handoff import HandoffQueue
 from bot.staff import StaffAccounts
 from bot.staff_sessions import StaffSessions
-from channels.staff import views
+from channels.staff import nlu_views, views  # noqa: F401 - importing a views module declares its routes
 from channels.staff.auth import ROUTES, guard, security_headers
 from channels.staff.bot_history import BotHistory
 
