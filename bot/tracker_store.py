@@ -14,6 +14,7 @@ Two silent failures of Rasa are turned into loud ones:
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Optional, Text
 
@@ -51,11 +52,33 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
     def _aad(self, sender_id: Text) -> str:
         return self.key_prefix + sender_id  # the Redis key, as every sealed value's aad
 
-    def _open(self, sender_id: Text, stored: Any) -> DialogueStateTracker:
+    def _open_text(self, sender_id: Text, stored: Any) -> str:
         try:
-            text = self.keyring.decrypt_text(stored.decode() if isinstance(stored, bytes) else stored, self._aad(sender_id))
+            return self.keyring.decrypt_text(stored.decode() if isinstance(stored, bytes) else stored,
+                                             self._aad(sender_id))
+        except DecryptionError as exc:
+            logger.critical("ALERT tracker unreadable for conversation %s: %s", sender_id, exc.__class__.__name__)
+            raise TrackerUnreadable(f"tracker for conversation {sender_id} cannot be read") from None
+
+    @staticmethod
+    def _extends(stored_text: str, serialised: str) -> bool:
+        """True if the new tracker holds every stored event, in order (one session: the usual case).
+
+        Comparing the events as JSON is far cheaper than Rasa's merge, which rebuilds both
+        trackers by replaying every event (its cost grew with the conversation's length).
+        """
+        try:
+            prior = json.loads(stored_text)["events"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        new = json.loads(serialised)["events"]
+        return new[:len(prior)] == prior
+
+    def _open(self, sender_id: Text, stored: Any) -> DialogueStateTracker:
+        text = self._open_text(sender_id, stored)
+        try:
             tracker = self.deserialise_tracker(sender_id, text)
-        except (DecryptionError, ValueError) as exc:
+        except ValueError as exc:
             logger.critical("ALERT tracker unreadable for conversation %s: %s", sender_id, exc.__class__.__name__)
             raise TrackerUnreadable(f"tracker for conversation {sender_id} cannot be read") from None
         if tracker is None:
@@ -65,10 +88,13 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
     async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
         await self.stream_events(tracker)
         key = self.key_prefix + tracker.sender_id
+        serialised = self.serialise_tracker(tracker)
         stored = self.red.get(key)
-        if stored is not None:
-            tracker = self._merge_trackers(self._open(tracker.sender_id, stored), tracker)
-        sealed = self.keyring.encrypt_text(self.serialise_tracker(tracker), self._aad(tracker.sender_id))
+        if stored is not None and not self._extends(self._open_text(tracker.sender_id, stored), serialised):
+            # Rasa retrieved only the last session: merge the earlier ones back in.
+            merged = self._merge_trackers(self._open(tracker.sender_id, stored), tracker)
+            serialised = self.serialise_tracker(merged)
+        sealed = self.keyring.encrypt_text(serialised, self._aad(tracker.sender_id))
         index = phone_index_from_conversation(tracker.sender_id)
         if index and self.red.hexists(self.holds_key, index):  # under legal hold: no expiry
             self.red.set(key, sealed)

@@ -38,6 +38,34 @@ async def test_round_trip_and_nothing_readable_at_rest(store, redis_sync, prefix
     assert 0 < redis_sync.ttl(key) <= 90 * 24 * 3600
 
 
+async def test_earlier_sessions_are_kept_and_one_session_skips_the_merge(store, redis_sync, prefix, monkeypatch):
+    """Rasa retrieves only the last session; saving must keep the earlier ones. A tracker of one
+    session is saved without Rasa's merge (which replays every event)."""
+    from rasa.shared.core.events import SessionStarted
+
+    tracker = _tracker("sms-abc")
+    merges = []
+    real_merge = store._merge_trackers
+    monkeypatch.setattr(store, "_merge_trackers", lambda a, b: merges.append(1) or real_merge(a, b))
+    await store.save(tracker)
+    tracker.update(ActionExecuted("action_listen"))
+    tracker.update(UserUttered("synthetic second message", {"name": "greet", "confidence": 1.0}))
+    await store.save(tracker)
+    assert merges == []  # the usual case: the stored events are a prefix of the new ones
+    tracker.update(ActionExecuted("action_session_start"))
+    tracker.update(SessionStarted())
+    tracker.update(UserUttered("synthetic next-session message", {"name": "greet", "confidence": 1.0}))
+    await store.save(tracker)
+    last_session = await store.retrieve("sms-abc")
+    assert [e.text for e in last_session.events if isinstance(e, UserUttered)] == ["synthetic next-session message"]
+    last_session.update(UserUttered("synthetic follow-up", {"name": "greet", "confidence": 1.0}))
+    await store.save(last_session)
+    assert merges == [1]  # only now: the retrieved tracker lacked the earlier session
+    everything = await store.retrieve_full_tracker("sms-abc")
+    assert [e.text for e in everything.events if isinstance(e, UserUttered)] == [
+        SECRET_TEXT, "synthetic second message", "synthetic next-session message", "synthetic follow-up"]
+
+
 async def test_tracker_moved_to_another_conversation_does_not_open(store, redis_sync, prefix):
     await store.save(_tracker("sms-abc"))
     redis_sync.set(f"{prefix}tracker:sms-other", redis_sync.get(f"{prefix}tracker:sms-abc"))

@@ -1,0 +1,410 @@
+"""The benchmark: patientbot's gateway against a stock Rasa server, same model, same messages.
+
+    make bench                                   # 1, 20 and 100 concurrent patients
+    .venv/bin/python bench/compare.py --levels 1 20 --out results/
+
+What it does, on its own ports and Redis prefix (a running `make up` stack is not touched):
+
+1. trains the model if its inputs changed; loads synthetic patients (generated here, one per
+   simulated patient, each with an appointment tomorrow and a made-up date of birth);
+2. starts the stack (action server, Rasa with the encrypted Redis tracker store, gateway, SMS
+   provider stand-in) and, beside it, a *stock* Rasa server: REST channel, in-memory tracker
+   and lock stores, the same model and the same action server;
+3. for each level N, drives N simulated patients at once, each through a realistic
+   conversation (greeting, appointment date, FAQs, the question that needs a date of birth
+   and the date of birth, confirmation, something unintelligible, HELP, STOP, START, an
+   emergency): to the gateway as signed SMS webhooks, then the same texts to stock Rasa;
+4. reports per message type the median, p95 and p99 round trip, the throughput, and each
+   process's peak memory (VmHWM), as a Markdown table and a PNG plot in ``--out``.
+
+Message types: ``nlu`` (answered by Rasa in both), ``verification`` (the date of birth: our
+gateway checks it and asks Rasa for the answer; stock Rasa just classifies it), ``gate``
+(STOP, START, HELP, emergencies: ours answers them before the NLU, stock Rasa sends them
+through the NLU like anything else).
+
+To compare processing, not the SMS user experience, the gateway is configured to wait for
+Rasa's answer instead of sending a holding message after 1 s (SMS_HOLDING_AFTER_SECONDS=300)
+and to give Rasa up to 300 s (RASA_REPLY_TIMEOUT); the per-sender rate limit is lifted. A
+benchmark, not a test: it asserts nothing about time.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.chat import parse_twiml, signed_sms  # noqa: E402
+from bot.config import ROOT as PROJECT_ROOT, load_settings, merged_environ  # noqa: E402
+from bot.crypto import conversation_id, keyring  # noqa: E402
+from bot.stack import Stack  # noqa: E402
+from bot.training import model_path, rasa_bin, rasa_env, train_if_needed  # noqa: E402
+
+TYPES = ("nlu", "verification", "gate")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- synthetic patients ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Patient:
+    number: str
+    dob: date
+
+
+def synthetic_patients(count: int, first: int) -> List[Patient]:
+    """Fictional patients: numbers in the 555 area code, made-up dates of birth."""
+    return [Patient(f"+1555011{first + i:04d}", date(1950, 1, 1) + timedelta(days=97 * (first + i)))
+            for i in range(count)]
+
+
+def bundle_for(patients: List[Patient]) -> dict:
+    """A FHIR R4 Bundle: each patient with one appointment tomorrow at 10:00 (synthetic)."""
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date()
+    entries = [{"resource": {"resourceType": "Practitioner", "id": "bench-pr-1",
+                             "name": [{"given": ["Synthetic"], "family": "Clinician"}]}}]
+    for i, p in enumerate(patients):
+        pid = f"bench-p-{p.number[-6:]}"
+        entries.append({"resource": {
+            "resourceType": "Patient", "id": pid, "name": [{"given": ["Synthetic"], "family": f"Patient{i}"}],
+            "birthDate": p.dob.isoformat(), "telecom": [{"system": "phone", "value": p.number, "use": "mobile"}]}})
+        entries.append({"resource": {
+            "resourceType": "Appointment", "id": f"bench-a-{p.number[-6:]}", "status": "booked",
+            "serviceType": [{"text": "Synthetic visit"}], "start": f"{tomorrow}T10:00:00-06:00",
+            "end": f"{tomorrow}T10:30:00-06:00",
+            "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "needs-action"},
+                            {"actor": {"reference": "Practitioner/bench-pr-1"}, "status": "accepted"}]}})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def conversation_script(p: Patient) -> List[Tuple[str, str]]:
+    """(message type, text) in the order a patient would send them."""
+    return [
+        ("nlu", "hi"), ("nlu", "when is my appointment"), ("nlu", "what are your hours"),
+        ("nlu", "where do I park"), ("nlu", "what is my appointment for"),
+        ("verification", p.dob.strftime("%m/%d/%Y")), ("nlu", "C"), ("nlu", "zxq blorp wug"),
+        ("gate", "HELP"), ("gate", "STOP"), ("gate", "START"),
+        ("gate", "I took a whole bottle of pills"),  # last: an emergency escalates to staff
+    ]
+
+
+# -- the two targets ---------------------------------------------------------------------------
+@dataclass
+class Sample:
+    kind: str
+    ms: float
+    ok: bool
+
+
+class Gateway:
+    name = "patientbot gateway"
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.url = f"http://127.0.0.1:{cfg.gateway_port}/sms/inbound"
+
+    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> bool:
+        data, headers = signed_sms(self.cfg, p.number, text)
+        async with session.post(self.url, data=data, headers=headers) as resp:
+            body = await resp.text()
+        return resp.status == 200 and bool(parse_twiml(body))  # every message in the script gets an answer
+
+
+class OurRasaDirect:
+    """Our Rasa (encrypted Redis tracker store, Redis lock store) without the gateway: splits
+    the difference to stock Rasa into what the stores cost and what the gateway costs."""
+
+    name = "patientbot Rasa, no gateway"
+
+    def __init__(self, cfg, keys) -> None:
+        from channels.rasa_client import SECRET_HEADER, WEBHOOK_PATH
+
+        self.url = f"http://127.0.0.1:{cfg.rasa_port}{WEBHOOK_PATH}"
+        self.headers = {SECRET_HEADER: cfg.rasa_secret}
+        self.keys = keys
+
+    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> bool:
+        sender = conversation_id(self.keys, "sms", p.number)  # its own patients, as the gateway would name them
+        payload = {"sender": sender, "text": text, "channel": "sms", "message_id": ""}
+        async with session.post(self.url, json=payload, headers=self.headers) as resp:
+            body = await resp.json(content_type=None)
+        return resp.status == 200 and isinstance(body.get("messages"), list)
+
+
+class StockRasa:
+    name = "stock Rasa"
+
+    def __init__(self, port: int, keys) -> None:
+        self.url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
+        self.keys = keys
+
+    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> bool:
+        # The same pseudonymous conversation id the gateway would use, so the actions find the
+        # same kind of patient record and do the same work.
+        sender = conversation_id(self.keys, "sms", p.number)
+        async with session.post(self.url, json={"sender": sender, "message": text}) as resp:
+            body = await resp.json(content_type=None)
+        return resp.status == 200 and isinstance(body, list)
+
+
+async def _patient(target, session, p: Patient, samples: List[Sample]) -> None:
+    for kind, text in conversation_script(p):
+        t0 = time.perf_counter()
+        try:
+            ok = await target.send(session, p, text)
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            ok = False
+        samples.append(Sample(kind, (time.perf_counter() - t0) * 1000, ok))
+
+
+async def drive(target, patients: List[Patient]) -> Tuple[List[Sample], float]:
+    samples: List[Sample] = []
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_patient(target, session, p, samples) for p in patients))
+        return samples, time.perf_counter() - t0
+
+
+# -- processes ---------------------------------------------------------------------------------
+def peak_rss_mb(pid: Optional[int]) -> Optional[float]:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def start_stock_rasa(run_dir: Path, port: int, stack: Stack) -> subprocess.Popen:
+    """Stock Rasa: REST channel, in-memory tracker and lock stores, our model and action server."""
+    endpoints = run_dir / "stock-endpoints.yml"
+    endpoints.write_text(
+        "action_endpoint:\n"
+        f"  url: http://127.0.0.1:{stack.cfg.action_port}/webhook\n"
+        "  headers:\n"
+        f"    X-Patientbot-Action-Secret: {stack.cfg.action_secret}\n")
+    credentials = run_dir / "stock-credentials.yml"
+    credentials.write_text("rest:\n")
+    log = open(run_dir / "stock-rasa.log", "ab")
+    env = {**rasa_env(), **{k: v for k, v in stack.child_env().items() if k.startswith(("REDIS", "PATIENTBOT"))}}
+    proc = subprocess.Popen(
+        [rasa_bin(), "run", "--model", str(model_path(stack.cfg.model_path.parent)), "--endpoints", str(endpoints),
+         "--credentials", str(credentials), "--interface", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    import urllib.request
+
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"stock Rasa exited; see {run_dir / 'stock-rasa.log'}")
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("stock Rasa did not start in 300 s")
+
+
+# -- report ------------------------------------------------------------------------------------
+def pct(values: List[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+@dataclass
+class Run:
+    target: str
+    level: int
+    samples: List[Sample]
+    wall: float
+    by_kind: Dict[str, List[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        groups = defaultdict(list)
+        for s in self.samples:
+            groups[s.kind].append(s.ms)
+            groups["all"].append(s.ms)
+        self.by_kind = dict(groups)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.samples) / self.wall
+
+    @property
+    def failures(self) -> int:
+        return sum(not s.ok for s in self.samples)
+
+
+def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machine: str) -> str:
+    lines = [f"# Benchmark: patientbot gateway vs stock Rasa ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+             f"Machine: {machine}. Command: `make bench` (bench/compare.py). Each simulated patient sends "
+             f"{len(conversation_script(Patient('+15550000000', date(1980, 1, 1))))} messages.", "",
+             "| patients | target | msgs | failed | throughput (msg/s) | all: median / p95 / p99 ms | nlu median / p99 | "
+             "verification median / p99 | gate median / p99 |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        k = r.by_kind
+        cell = lambda kind: f"{statistics.median(k[kind]):.0f} / {pct(k[kind], .99):.0f}" if kind in k else "-"  # noqa: E731
+        lines.append(f"| {r.level} | {r.target} | {len(r.samples)} | {r.failures} | {r.throughput:.1f} | "
+                     f"{statistics.median(k['all']):.0f} / {pct(k['all'], .95):.0f} / {pct(k['all'], .99):.0f} | "
+                     f"{cell('nlu')} | {cell('verification')} | {cell('gate')} |")
+    lines += ["", "| patients | gateway / stock: median round trip (nlu) | of which our Rasa's stores "
+              "(no gateway / stock) | gateway / stock: throughput | gateway: p99 of STOP/HELP/START/emergency |",
+              "|---|---|---|---|---|"]
+    for level in sorted({r.level for r in runs}):
+        pick = lambda name: next(r for r in runs if r.level == level and r.target == name)  # noqa: E731
+        ours, direct, stock = pick(Gateway.name), pick(OurRasaDirect.name), pick(StockRasa.name)
+        nlu = lambda r: statistics.median(r.by_kind["nlu"])  # noqa: E731
+        lines.append(f"| {level} | {nlu(ours) / nlu(stock):.2f}x | {nlu(direct) / nlu(stock):.2f}x | "
+                     f"{ours.throughput / stock.throughput:.2f}x | {pct(ours.by_kind['gate'], .99):.1f} ms |")
+    lines += ["", "Peak memory (VmHWM) per process:", ""]
+    lines += [f"* {name}: {mb:.0f} MB" if mb else f"* {name}: n/a" for name, mb in memory.items()]
+    text = "\n".join(lines) + "\n"
+    (out / "bench.md").write_text(text)
+    (out / "bench.json").write_text(json.dumps([{"target": r.target, "level": r.level, "wall": r.wall,
+                                                   "samples": [[s.kind, s.ms, s.ok] for s in r.samples]}
+                                                  for r in runs]))
+    plot(runs, out / "bench.png")
+    return text
+
+
+def plot(runs: List[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = sorted({r.level for r in runs})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for target, colour in ((Gateway.name, "tab:blue"), (OurRasaDirect.name, "tab:green"), (StockRasa.name, "tab:grey")):
+        mine = [next(r for r in runs if r.level == lv and r.target == target) for lv in levels]
+        left.plot(levels, [statistics.median(r.by_kind["nlu"]) for r in mine], "o-", color=colour,
+                  label=f"{target}, median (nlu)")
+        left.plot(levels, [pct(r.by_kind["nlu"], .99) for r in mine], "o--", color=colour,
+                  label=f"{target}, p99 (nlu)")
+        right.plot(levels, [r.throughput for r in mine], "o-", color=colour, label=target)
+    ours = [next(r for r in runs if r.level == lv and r.target == Gateway.name) for lv in levels]
+    left.plot(levels, [pct(r.by_kind["gate"], .99) for r in ours], "s:", color="tab:red",
+              label="gateway, p99 of STOP/HELP/emergency")
+    for ax, title, unit in ((left, "round trip", "ms"), (right, "throughput", "messages/s")):
+        ax.set_xscale("log")
+        ax.set_xticks(levels, [str(lv) for lv in levels])
+        ax.set_xlabel("concurrent patients")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    left.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# -- main --------------------------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 20, 100])
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "results"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    took = train_if_needed()
+    if took is not None:
+        print(f"trained the model in {took:.0f} s")
+    run_dir = PROJECT_ROOT / ".run" / "bench"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = merged_environ()
+    env.update({
+        "REDIS_PREFIX": f"pbbench{secrets.token_hex(3)}:", "GATEWAY_PORT": str(_free_port()),
+        "RASA_PORT": str(_free_port()), "ACTION_PORT": str(_free_port()),
+        "SMS_API_BASE": f"http://127.0.0.1:{_free_port()}", "PATIENTBOT_RUN_DIR": str(run_dir),
+        "SMS_RATE_LIMIT_PER_MINUTE": "100000000", "SMS_HOLDING_AFTER_SECONDS": "300", "RASA_REPLY_TIMEOUT": "300",
+        "LOG_LEVEL": "INFO",
+    })
+    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+    os.environ.update(env)  # this process reads the same settings (keys, Redis prefix)
+    from bot import config
+
+    config.reset_cache()
+    cfg = load_settings(env)
+    stack = Stack.from_env(env)
+    total = sum(args.levels)
+    ours_patients, stock_patients = synthetic_patients(total, 0), synthetic_patients(total, total)
+    direct_patients = synthetic_patients(total, 2 * total + 2)
+
+    from bot.redis_client import sync_redis
+
+    warm = synthetic_patients(2, 2 * total)  # warm-up senders, not measured
+    asyncio.run(load_patients(cfg, ours_patients + stock_patients + direct_patients + warm))
+    stock_port = _free_port()
+    stock_proc = None
+    print("starting the stack and a stock Rasa server ...", flush=True)
+    stack.up(timeout=600, train=False, say=lambda *a: None)
+    try:
+        stock_proc = start_stock_rasa(run_dir, stock_port, stack)
+        targets = [(Gateway(cfg), ours_patients), (OurRasaDirect(cfg, keyring(cfg)), direct_patients),
+                   (StockRasa(stock_port, keyring(cfg)), stock_patients)]
+        for target, _ in targets:  # first requests load lazily: warm each up on unmeasured senders
+            asyncio.run(drive(target, warm[:1] if isinstance(target, Gateway) else warm[1:]))
+        runs: List[Run] = []
+        start = 0
+        for level in args.levels:
+            for target, pool in targets:
+                samples, wall = asyncio.run(drive(target, pool[start:start + level]))
+                run = Run(target.name, level, samples, wall)
+                runs.append(run)
+                print(f"{level:>4} patients  {target.name:20} {len(samples)} msgs in {wall:.1f} s "
+                      f"({run.throughput:.1f}/s), median {statistics.median(run.by_kind['all']):.0f} ms, "
+                      f"failed {run.failures}", flush=True)
+            start += level
+        memory = {name: peak_rss_mb(stack.running(name)) for name in stack.processes}
+        memory["stock Rasa"] = peak_rss_mb(stock_proc.pid)
+        machine = f"{os.cpu_count()} cores, {os.uname().machine}, Python {sys.version.split()[0]}"
+        print(report(runs, memory, out, machine))
+        print(f"written: {out / 'bench.md'}, {out / 'bench.png'}")
+    finally:
+        if stock_proc is not None:
+            stock_proc.terminate()
+            stock_proc.wait(timeout=30)
+        stack.down(say=lambda *a: None)
+        client = sync_redis(cfg)
+        for key in client.scan_iter(match=f"{cfg.redis_prefix}*", count=1000):
+            client.delete(key)
+    return 0
+
+
+async def load_patients(cfg, patients: List[Patient]) -> None:
+    from bot.appointments import AppointmentStore
+    from bot.fhir import parse_bundle
+    from bot.redis_client import async_redis
+
+    client = async_redis(cfg)
+    try:
+        await AppointmentStore(client, keyring(cfg), cfg.redis_prefix).import_bundle(
+            parse_bundle(bundle_for(patients)), "import:bench")
+    finally:
+        await client.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
