@@ -15,10 +15,12 @@ entry's ``prev`` is then recorded in ``pb:audit:anchor`` with the number of entr
 so the chain still verifies from there and exported heads keep their positions.
 
 Writers never race on the chain: an append WATCHes the chain head and retries if another
-writer moved it first. An event without an actor is a programming error and raises.
+writer moved it first. Within one process appends also queue on a lock, so a busy gateway's
+concurrent messages do not spend round trips on retries against each other. An event without an actor is a programming error and raises.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -66,6 +68,7 @@ class AuditLog:
         self.stream = f"{prefix}audit"
         self.head = f"{prefix}audit:head"
         self.anchor = f"{prefix}audit:anchor"
+        self._append_lock = asyncio.Lock()
 
     def _open(self, f: Mapping[str, str]) -> Dict[str, Any]:
         """The entry's details, checked against the digest the chain covers."""
@@ -86,7 +89,7 @@ class AuditLog:
         public = {"at": when, "actor": actor, "action": action, "subject": subject, "outcome": outcome,
                   "digest": hashlib.sha256(plaintext).hexdigest()}
         sealed = self.keys.encrypt(plaintext, self.stream)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self._append_lock, self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(self.head)

@@ -191,3 +191,18 @@ async def test_retention_trims_the_oldest_entries_and_the_rest_still_verifies(lo
     # A forger who deletes the first kept entry is still caught.
     redis_sync.xdel(log.stream, redis_sync.xrange(log.stream)[0][0])
     assert await log.verify() is not None
+
+
+async def test_concurrent_appends_from_two_writers_keep_one_intact_chain(log):
+    """Many appends at once, from two writers (as two processes would be): none lost, chain intact."""
+    import asyncio
+
+    from tests.conftest import TEST_REDIS_URL
+
+    other = AuditLog(redis.asyncio.Redis.from_url(TEST_REDIS_URL), log.keys, log.stream[: -len("audit")])
+    await asyncio.gather(*(w.record("system:test", "message_received", "sms-c", "ok", {"n": i})
+                           for i in range(40) for w in ((log, other)[i % 2],)))
+    events = [e for e in await log.events() if e.subject == "sms-c"]
+    assert sorted(e.details["n"] for e in events) == list(range(40))
+    assert await log.verify() is None
+    await other.redis.close()
