@@ -456,10 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the consent covers (opted_in; repeat; default both)")
     p.add_argument("--text", required=True, help="the patient's words or the form's wording, kept with the record")
     p.set_defaults(func=cmd_consent_record)
-    from bot import cli_data, cli_nlu
+    from bot import cli_data, cli_models, cli_nlu
 
     cli_data.add_commands(sub)
     cli_nlu.add_commands(sub)
+    cli_models.add_commands(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 
 from bot.logging_setup import guard_all_handlers
 from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
+from channels import model_endpoint
 from channels.nlu_capture import capture_latest_turn
 from channels.rasa_client import SECRET_HEADER
 
@@ -134,6 +135,16 @@ class GatewayInput(InputChannel):
                 return response.json({"error": "processing_failed"}, status=500)
             await capture_latest_turn(request.app.ctx.agent, sender)  # the admins' review inbox
             return response.json({"messages": collector.messages})
+
+        @bp.route("/model", methods=["GET", "PUT"])
+        async def model(request: Request) -> HTTPResponse:
+            """The model in use (GET) / load another one without downtime (PUT, body
+            ``{"model_file": PATH}`` as Rasa's model endpoint takes; channels.model_endpoint)."""
+            if not self._authorised(request):
+                return response.json({"error": "forbidden"}, status=403)
+            if request.method == "GET":
+                return await model_endpoint.current_model(request)
+            return await model_endpoint.load_model(request)
 
         @bp.route("/transcript", methods=["GET"])
         async def transcript(request: Request) -> HTTPResponse:

@@ -1,0 +1,181 @@
+"""Model rollout gate, releases, rollback and the evaluation report's arithmetic.
+
+No Rasa here (the end-to-end loop in tests/test_nlu_loop_e2e.py loads real models into a
+running Rasa): model files are stand-in bytes, evaluations are fixed figures.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.nlu_models import ModelRegistry, RolloutError, gate, push_to_rasa
+from bot.nlu_report import confusion, to_markdown
+
+
+@pytest.mark.parametrize("candidate,deployed,margin,allowed", [
+    (0.95, 0.96, 0.01, True), (0.949, 0.96, 0.01, False), (0.97, 0.96, 0.0, True), (0.96, 0.96, 0.0, True),
+    (0.50, None, 0.01, True),
+])
+def test_gate(candidate, deployed, margin, allowed):
+    result = gate(candidate, deployed, margin)
+    assert result.allowed is allowed
+    assert ("beyond" in result.explain()) is (not allowed)
+
+
+def _model(path: Path, content: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def _nlu(f1: float, sha: str) -> dict:
+    return {"model": "patientbot.tar.gz", "sha256": sha, "n": 10, "accuracy": f1, "macro_f1": f1,
+            "per_intent": {"ask_hours": {"precision": f1, "recall": f1, "f1": f1, "n": 10}}, "errors": []}
+
+
+@pytest.fixture
+def fake_eval(monkeypatch):
+    """evaluate_nlu by model content: b"good" scores 0.97, b"live" 0.96, b"bad" 0.90."""
+    from bot import nlu_report
+    from bot.nlu_train import file_sha256
+
+    scores = {b"good": 0.97, b"live": 0.96, b"bad": 0.90}
+    monkeypatch.setattr(nlu_report, "evaluate_nlu", lambda model, project: _nlu(scores[model.read_bytes()],
+                                                                                file_sha256(model)))
+
+
+def _audit_events(prefix):
+    from bot.audit import AuditLog
+    from bot.crypto import keyring
+    from bot.redis_client import async_redis
+
+    async def run():
+        client = async_redis()
+        try:
+            return await AuditLog(client, keyring(), prefix).events()
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_rollout_refuses_a_worse_model_and_keeps_the_live_one(tmp_path, settings_env, prefix, fake_eval):
+    from bot.cli_models import rollout
+    from bot.config import settings
+
+    models = tmp_path / "models"
+    live = _model(models / "patientbot.tar.gz", b"live")
+    bad = _model(tmp_path / "candidate" / "patientbot.tar.gz", b"bad")
+    with pytest.raises(RolloutError, match=r"candidate macro F1 0.900, deployed 0.960 \(-0.060; beyond"):
+        rollout(bad, tmp_path, models, 0.01, settings(), "admin:cli:test")
+    assert live.read_bytes() == b"live" and not (models / "releases").exists()
+    (event,) = _audit_events(prefix)
+    assert (event.action, event.outcome, event.details["candidate_macro_f1"]) == ("model_rollout", "refused", 0.9)
+
+
+def test_rollout_then_rollback_with_rasa_not_running(tmp_path, settings_env, prefix, fake_eval, monkeypatch):
+    from bot.cli_models import rollback, rollout
+    from bot.config import settings
+    from bot.nlu_train import file_sha256
+
+    monkeypatch.setenv("RASA_PORT", "1")  # nothing listens: the model is used at the next start
+    from bot import config
+
+    config.reset_cache()
+    models = tmp_path / "models"
+    _model(models / "patientbot.tar.gz", b"live")
+    (models / "patientbot.fingerprint").write_text("fp-live\n")
+    good = _model(tmp_path / "candidate" / "patientbot.tar.gz", b"good")
+    (tmp_path / "candidate" / "patientbot.fingerprint").write_text("fp-good\n")
+
+    done = rollout(good, tmp_path, models, 0.01, settings(), "admin:cli:test")
+    assert done["loaded"] is None
+    registry = ModelRegistry(models)
+    assert registry.live.read_bytes() == b"good"
+    assert (models / "patientbot.fingerprint").read_text() == "fp-good\n"
+    history = registry.history()
+    assert [(h["action"], h["fingerprint"], h["macro_f1"]) for h in history] == [
+        ("found", "fp-live", 0.96), ("rollout", "fp-good", 0.97)]
+    assert history[0]["sha256"] == file_sha256(models / "releases" / history[0]["model"])
+
+    back = rollback(models, settings(), "admin:cli:test")
+    assert registry.live.read_bytes() == b"live"
+    assert (models / "patientbot.fingerprint").read_text() == "fp-live\n"
+    assert back["entry"]["action"] == "rollback"
+    # Rolling back again undoes the rollback (the deployment before the live one).
+    rollback(models, settings(), "admin:cli:test")
+    assert registry.live.read_bytes() == b"good"
+    assert [e.action for e in _audit_events(prefix)] == ["model_rollout", "model_rollback", "model_rollback"]
+
+
+def test_rollback_without_history_refuses(tmp_path, settings_env):
+    from bot.cli_models import rollback
+    from bot.config import settings
+
+    _model(tmp_path / "patientbot.tar.gz", b"live")
+    with pytest.raises(RolloutError, match="no earlier deployment"):
+        rollback(tmp_path, settings(), "admin:cli:test")
+
+
+def test_push_to_rasa_says_none_when_rasa_is_down(tmp_path, settings_env, monkeypatch):
+    from bot import config
+
+    monkeypatch.setenv("RASA_PORT", "1")
+    config.reset_cache()
+    assert push_to_rasa(config.settings(), _model(tmp_path / "m.tar.gz", b"x"), timeout=2) is None
+
+
+def test_confusion_and_report_from_evaluation_figures():
+    nlu = _nlu(0.9, "a" * 64)
+    nlu["per_intent"] = {"ask_hours": {"precision": 1.0, "recall": 0.5, "f1": 0.67, "n": 4},
+                         "greet": {"precision": 0.75, "recall": 1.0, "f1": 0.86, "n": 3}}
+    nlu["errors"] = [{"intent": "ask_hours", "predicted": "greet", "text": "hrs?"},
+                     {"intent": "ask_hours", "predicted": "nlu_fallback", "text": "wen"}]
+    labels, matrix = confusion(nlu)
+    assert labels == ["ask_hours", "greet", "nlu_fallback"]
+    assert matrix == [[2, 1, 1], [0, 3, 0], [0, 0, 0]]
+    base = _nlu(0.8, "b" * 64)
+    report = {"candidate": nlu, "baseline": base, "stories": {"stories": 5, "failed": 1, "failed_stories": ["x"]},
+              "safety": {"emergencies": 10, "recall": 1.0, "false_positive_rate": 0.0, "misses": 0,
+                         "wrong_redirects": 0}}
+    text = to_markdown(report)
+    assert "| difference | | +0.100 | +0.100 |" in text
+    assert "| ask_hours | 1.00 | 0.50 | 0.67 | 4 | 0.80 | -0.13 |" in text
+    assert "| greet | 0.75 | 1.00 | 0.86 | 3 | n/a | new |" in text
+    assert "4 of 5 test stories pass." in text and "Recall 1.000 over 10 emergencies" in text
+    json.dumps(report)  # what evaluation.json holds is plain JSON
+
+
+def test_plots_are_written(tmp_path):
+    from bot.nlu_report import plots
+
+    nlu = _nlu(0.9, "a" * 64)
+    paths = plots(nlu, _nlu(0.8, "b" * 64), tmp_path)
+    assert [p.name for p in paths] == ["confusion.png", "f1.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+
+
+def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settings_env, monkeypatch):
+    from bot import config, nlu_report
+    from bot.cli_models import rollout
+    from bot.nlu_train import file_sha256
+
+    monkeypatch.setenv("RASA_PORT", "1")
+    config.reset_cache()
+    monkeypatch.setattr(nlu_report, "evaluate_nlu", lambda *a: pytest.fail("should use the evaluation file"))
+    models = tmp_path / "models"
+    live = _model(models / "patientbot.tar.gz", b"live")
+    good = _model(tmp_path / "candidate" / "patientbot.tar.gz", b"good")
+    other = _model(tmp_path / "other" / "patientbot.tar.gz", b"other")
+    evaluation = tmp_path / "evaluation.json"
+    evaluation.write_text(json.dumps({"candidate": _nlu(0.97, file_sha256(good)),
+                                      "baseline": _nlu(0.96, file_sha256(live))}))
+    with pytest.raises(RolloutError, match="evaluates other model files"):
+        rollout(other, tmp_path, models, 0.01, config.settings(), "admin:cli:test", evaluation)
+    assert live.read_bytes() == b"live"
+    done = rollout(good, tmp_path, models, 0.01, config.settings(), "admin:cli:test", evaluation)
+    assert (done["gate"].candidate_f1, done["gate"].deployed_f1) == (0.97, 0.96)
+    assert live.read_bytes() == b"good"
