@@ -12,8 +12,9 @@ run: up
 	@$(PB) demo-data
 	@$(PB) chat
 
+# make up SCALE=2: two gateways, Rasa servers and action servers on one Redis (README, Scale-out)
 up: setup
-	@$(PB) up
+	@$(PB) up $(if $(SCALE),--scale $(SCALE))
 
 down:
 	@if [ -x $(PB) ]; then $(PB) down; fi

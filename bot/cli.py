@@ -87,7 +87,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from bot.stack import Stack, StackError
 
     try:
-        Stack.from_env().up(timeout=args.timeout)
+        Stack.from_env(scale=args.scale).up(timeout=args.timeout)
     except StackError as exc:
         return _fail(str(exc))
     return 0
@@ -103,12 +103,17 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from bot.stack import Stack
 
-    stack = Stack.from_env()
+    stack = Stack.from_env()  # every instance that runs (scale-out: gateway-2, rasa-2, ...)
     for name in stack.processes:
         pid = stack.running(name)
         print(f"{name:11} {'running, pid ' + str(pid) if pid else 'stopped'}")
-    print(f"healthz  {stack.healthz() or 'no answer'}")
-    return 0 if stack.healthz() == 200 else 1
+    healthy = True
+    for inst in stack.instances:
+        status = stack.healthz(inst.number)
+        healthy = healthy and status == 200
+        label = "healthz" if inst.number == 1 else f"healthz-{inst.number}"
+        print(f"{label}  {status or 'no answer'}")
+    return 0 if healthy else 1
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -400,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("up", help="start the stack in the background and wait until healthy")
     p.add_argument("--timeout", type=float, default=240.0)
+    p.add_argument("--scale", type=int, default=None, metavar="N",
+                   help="run N gateways, Rasa servers and action servers against the one Redis "
+                        "(default: as many as run now, else 1; fewer than run now stops the extra ones)")
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the stack").set_defaults(func=cmd_down)
     sub.add_parser("status", help="show what runs").set_defaults(func=cmd_status)

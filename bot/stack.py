@@ -7,6 +7,14 @@ and returns once the gateway's ``/healthz`` answers 200, which it does only when
 with its encrypted tracker store, and the action server are all up. If a process dies or the
 stack is not healthy in time, it shows the end of that process's log, stops everything and
 fails. ``down`` stops what ``up`` started.
+
+Scale-out: ``up`` with ``scale=N`` runs N action servers, N Rasa servers and N gateways against
+the one Redis (tracker store, lock store and every other state are shared there), and one SMS
+stand-in. Instance 1 is the stack as it always was (names ``actions``, ``rasa``, ``gateway``,
+the settings' ports); instance i > 1 is named ``gateway-i`` and so on (its own log and pid
+file) and listens on ``GATEWAY_PORT_i``, ``RASA_PORT_i``, ``ACTION_PORT_i`` if set, else on
+the base port + i - 1. Gateway i talks to Rasa i, Rasa i to action server i; every gateway
+checks signatures against the one ``PUBLIC_BASE_URL`` (the load balancer's address).
 """
 from __future__ import annotations
 
@@ -32,20 +40,66 @@ class StackError(RuntimeError):
     """The stack could not be started; the message says which part and why."""
 
 
+ROLES = ("actions", "rasa", "gateway")  # the processes of one instance, in start order
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One gateway with its own Rasa server and action server."""
+
+    number: int  # 1, 2, ...
+    gateway_port: int
+    rasa_port: int
+    action_port: int
+
+    def name(self, role: str) -> str:
+        return role if self.number == 1 else f"{role}-{self.number}"
+
+
 @dataclass
 class Stack:
     cfg: Settings
     run_dir: Path
     env: Dict[str, str]  # the settings environment every process of the stack gets
+    scale: int = 1  # instances (gateway + Rasa + action server) to run
 
     @classmethod
-    def from_env(cls, env: Optional[Dict[str, str]] = None) -> "Stack":
+    def from_env(cls, env: Optional[Dict[str, str]] = None, scale: Optional[int] = None) -> "Stack":
+        """The stack the settings describe; ``scale`` None means as many instances as run now (at least 1)."""
         env = merged_environ() if env is None else dict(env)
         run_dir = Path(env.get("PATIENTBOT_RUN_DIR", str(ROOT / ".run")))
-        return cls(load_settings(env), run_dir, env)
+        stack = cls(load_settings(env), run_dir, env)
+        stack.scale = stack.running_scale() if scale is None else scale
+        if stack.scale < 1:
+            raise StackError("the scale is the number of instances to run: 1 or more")
+        return stack
+
+    # -- instances --------------------------------------------------------------------------
+    def instance(self, number: int) -> Instance:
+        def port(setting: str, base: int) -> int:
+            explicit = self.env.get(f"{setting}_{number}")
+            return int(explicit) if explicit else base + number - 1
+
+        if number == 1:
+            return Instance(1, self.cfg.gateway_port, self.cfg.rasa_port, self.cfg.action_port)
+        return Instance(number, port("GATEWAY_PORT", self.cfg.gateway_port), port("RASA_PORT", self.cfg.rasa_port),
+                        port("ACTION_PORT", self.cfg.action_port))
+
+    @property
+    def instances(self) -> List[Instance]:
+        return [self.instance(n) for n in range(1, self.scale + 1)]
+
+    def running_scale(self) -> int:
+        """How many instances have a pid file in the run directory (1 if none)."""
+        numbers = [1]
+        for pid_file in self.run_dir.glob("*-*.pid"):
+            role, _, number = pid_file.stem.rpartition("-")
+            if role in ROLES and number.isdigit():
+                numbers.append(int(number))
+        return max(numbers)
 
     # -- process environment ----------------------------------------------------------------
-    def child_env(self) -> Dict[str, str]:
+    def child_env(self, instance: int = 1) -> Dict[str, str]:
         env = dict(os.environ)
         env.update(self.env)
         env.update({k: v for k, v in rasa_env().items() if k not in self.env})
@@ -55,20 +109,35 @@ class Stack:
             "SANIC_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
         })
+        if instance > 1:
+            inst = self.instance(instance)
+            env.update({
+                "GATEWAY_PORT": str(inst.gateway_port),
+                "RASA_PORT": str(inst.rasa_port),  # the gateway's Rasa
+                "ACTION_PORT": str(inst.action_port),  # Rasa's action server (endpoints.yml) and its own port
+                # Signatures are computed over the address the provider calls, the same for all.
+                "PUBLIC_BASE_URL": self.cfg.public_base_url,
+            })
         return env
 
-    def commands(self) -> Dict[str, List[str]]:
+    def instance_commands(self, inst: Instance) -> Dict[str, List[str]]:
         py = sys.executable
         return {
-            "actions": [py, "-m", "channels.action_server"],
-            "rasa": [
+            inst.name("actions"): [py, "-m", "channels.action_server"],
+            inst.name("rasa"): [
                 rasa_bin(), "run", "--model", str(model_path(self.cfg.model_path.parent)),
                 "--endpoints", str(ROOT / "endpoints.yml"), "--credentials", str(ROOT / "credentials.yml"),
-                "--interface", "127.0.0.1", "--port", str(self.cfg.rasa_port),
+                "--interface", "127.0.0.1", "--port", str(inst.rasa_port),
             ],
-            "gateway": [py, "-m", "channels.app"],
-            **self._sms_standin(),
+            inst.name("gateway"): [py, "-m", "channels.app"],
         }
+
+    def commands(self) -> Dict[str, List[str]]:
+        out: Dict[str, List[str]] = {}
+        for inst in self.instances:
+            out.update(self.instance_commands(inst))
+        out.update(self._sms_standin())  # one stand-in, whatever the scale
+        return out
 
     def _sms_standin(self) -> Dict[str, List[str]]:
         """In development SMS_API_BASE points at loopback: run the provider stand-in there, so
@@ -81,6 +150,10 @@ class Stack:
     @property
     def processes(self) -> List[str]:
         return list(self.commands())
+
+    def _instance_of(self, name: str) -> int:
+        role, _, number = name.rpartition("-")
+        return int(number) if role in ROLES and number.isdigit() else 1
 
     # -- bookkeeping ------------------------------------------------------------------------
     def pid_file(self, name: str) -> Path:
@@ -99,9 +172,13 @@ class Stack:
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
 
-    def healthz(self) -> Optional[int]:
+    def gateway_url(self, instance: int = 1) -> str:
+        """Where gateway ``instance`` listens (on loopback); a load balancer would spread over these."""
+        return f"http://127.0.0.1:{self.instance(instance).gateway_port}"
+
+    def healthz(self, instance: int = 1) -> Optional[int]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.cfg.gateway_port}/healthz", timeout=3) as resp:
+            with urllib.request.urlopen(f"{self.gateway_url(instance)}/healthz", timeout=3) as resp:
                 return resp.status
         except urllib.error.HTTPError as exc:
             return exc.code
@@ -123,32 +200,45 @@ class Stack:
                 say(f"trained the model in {took:.0f} s")
         if not model_path(self.cfg.model_path.parent).is_file():
             raise StackError("no trained model; run 'patientbot train'")
-        env = self.child_env()
+        self._stop(self._names_beyond(self.scale), say)  # scaling down: instances past the scale stop
         for name, cmd in self.commands().items():
             if self.running(name):
                 say(f"{name} already running")
                 continue
             with open(self.log_file(name), "ab") as log:
-                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(cmd, cwd=ROOT, env=self.child_env(self._instance_of(name)), stdout=log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             self.pid_file(name).write_text(f"{proc.pid}\n")
             say(f"started {name} (pid {proc.pid}, log {self.log_file(name)})")
         deadline = time.monotonic() + timeout
+        waiting = [inst.number for inst in self.instances]
         while time.monotonic() < deadline:
             for name in self.processes:
                 if not self.running(name):
                     tail = self.log_tail(name)
                     self.down(say=lambda *_: None)
                     raise StackError(f"{name} exited during start-up; end of its log:\n{tail}")
-            if self.healthz() == 200:
-                say(f"patientbot is up: gateway http://127.0.0.1:{self.cfg.gateway_port} (healthz 200)")
+            waiting = [n for n in waiting if self.healthz(n) != 200]
+            if not waiting:
+                urls = ", ".join(self.gateway_url(inst.number) for inst in self.instances)
+                say(f"patientbot is up: gateway{'s' if self.scale > 1 else ''} {urls} (healthz 200)")
                 return
             time.sleep(0.5)
         self.down(say=lambda *_: None)
-        raise StackError(f"the stack was not healthy within {timeout:.0f} s; see the logs in {self.run_dir}")
+        late = ", ".join(self.instance(n).name("gateway") for n in waiting)
+        raise StackError(f"the stack was not healthy within {timeout:.0f} s ({late}); see the logs in {self.run_dir}")
+
+    def _names_beyond(self, scale: int) -> List[str]:
+        """Process names of instances past ``scale`` that have a pid file (from an earlier, larger up)."""
+        return [self.instance(n).name(role) for n in range(scale + 1, self.running_scale() + 1) for role in ROLES]
 
     def down(self, say=print) -> None:
-        for name in reversed(self.processes):
+        """Stop every process of the stack, every instance included, whatever scale it was started with."""
+        names = self.processes + [n for n in self._names_beyond(self.scale) if n not in self.processes]
+        self._stop(names, say)
+
+    def _stop(self, names: List[str], say) -> None:
+        for name in reversed(names):
             pid = self.running(name)
             if pid is None:
                 self.pid_file(name).unlink(missing_ok=True)

@@ -5,84 +5,38 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Dict, Iterator, List
 
 import pytest
 import redis
-from twilio.request_validator import RequestValidator
 
 from bot.appointments import AppointmentStore
 from bot.chat import parse_twiml
 from bot.config import ROOT
 from bot.crypto import conversation_id, keyring
-from bot.fhir import load_bundle_file
 from bot.handoff import HandoffQueue
 from bot.office import load_office
 from bot.stack import Stack
 from bot.training import model_path, rasa_bin
-from tests.conftest import TEST_REDIS_URL, make_test_env, purge
+from tests.conftest import TEST_REDIS_URL
+from tests.stack_helpers import DEMO_NUMBER, free_port, signed_sms, text, whole_stack  # noqa: F401 - re-exported
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-DEMO_NUMBER = "+15550100101"  # synthetic demo patient (shares the number with a second one)
-BUNDLE = ROOT / "data" / "demo" / "synthetic_bundle.json"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port  # other test modules import it from here
 
 
 @pytest.fixture(scope="module")
 def stack(trained_model, tmp_path_factory) -> Iterator[Stack]:
-    prefix = f"pbe2e{secrets.token_hex(3)}:"
-    env = make_test_env(
-        prefix,
-        GATEWAY_PORT=str(_free_port()), RASA_PORT=str(_free_port()), ACTION_PORT=str(_free_port()),
-        SMS_API_BASE=f"http://127.0.0.1:{_free_port()}",
-        SMS_RATE_LIMIT_PER_MINUTE="100000",  # scripted conversations text faster than people; limits are tested elsewhere
-        LOG_LEVEL="DEBUG",  # the most talkative level we ship: still no PHI in any log (test below)
-        PATIENTBOT_RUN_DIR=str(tmp_path_factory.mktemp("run")),
-    )
-    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
-    s = Stack.from_env(env)
-    # The demo bundle, its dates in 2030, so the appointments are upcoming.
-    bundle = load_bundle_file(BUNDLE)
-    store_client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
-    asyncio.run(AppointmentStore(store_client, keyring(s.cfg), prefix).import_bundle(bundle, "test"))
-    s.up(timeout=300, train=False)
-    try:
+    # At DEBUG, the most talkative level we ship: still no PHI in any log (test below).
+    with whole_stack(tmp_path_factory.mktemp("run"), LOG_LEVEL="DEBUG") as s:
         yield s
-    finally:
-        s.down(say=lambda *_: None)
-        purge(redis.Redis.from_url(TEST_REDIS_URL), prefix)
-
-
-def signed_sms(cfg, sender: str, body: str):
-    """A provider-signed inbound SMS, signed by the official twilio package (an independent peer)."""
-    params = {"From": sender, "To": cfg.sms_from_number, "Body": body, "MessageSid": "SM" + secrets.token_hex(16),
-              "AccountSid": cfg.sms_account_sid, "NumMedia": "0"}
-    signature = RequestValidator(cfg.sms_auth_token).compute_signature(cfg.public_base_url + "/sms/inbound", params)
-    headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
-    return urllib.parse.urlencode(params).encode(), headers
-
-
-def text(stack: Stack, body: str, sender: str = DEMO_NUMBER) -> List[str]:
-    data, headers = signed_sms(stack.cfg, sender, body)
-    req = urllib.request.Request(f"{stack.cfg.public_base_url}/sms/inbound", data=data, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return parse_twiml(resp.read().decode())
 
 
 def _appointment_history(stack: Stack, fhir_id: str) -> Dict:
