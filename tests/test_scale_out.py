@@ -4,7 +4,7 @@ through signed webhooks, each message to the other gateway than the one before.
 
 What must hold across instances: no message lost or answered twice, each conversation's
 messages handled in the order sent, and one at a time even when they arrive at both gateways at
-once (Rasa's lock store is shared in Redis; see the one expected failure below), consent and
+once (Rasa's lock store is shared in Redis, with atomic ticket changes: bot/lock_store.py), consent and
 identity verification are one state, and a provider retry of the same MessageSid at both
 gateways has one side effect.
 
@@ -238,10 +238,6 @@ def test_one_conversation_at_both_gateways_at_once_loses_nothing(scaled, office,
     assert sent_by_api(scaled) == []
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Rasa Open Source's RedisLockStore (which bot/lock_store.py extends) issues tickets with a "
-    "separate read and write, so two Rasa servers can both get the same ticket for one "
-    "conversation and handle two of its messages side by side (failed in 2 of 6 runs here)"))
 def test_one_conversation_at_both_gateways_at_once_is_handled_one_message_at_a_time(scaled, bursts):
     """With the lock store shared in Redis, Rasa servers take turns on a conversation. (With
     Rasa's default per-process lock store instead, it failed here, as it should.)"""
