@@ -3,7 +3,7 @@
 #   make test   set up, then the whole test suite (unit, Redis integration, Rasa checks, end to end)
 PB := .venv/bin/patientbot
 
-.PHONY: setup run up down status train test demo-data
+.PHONY: setup run up down status train test demo-data bench
 
 setup:
 	@bash scripts/setup.sh
@@ -30,3 +30,7 @@ demo-data: setup
 
 test: setup
 	@.venv/bin/python -m pytest -ra
+
+# The benchmark against stock Rasa (bench/compare.py): its own stack and ports; results/bench.md and .png
+bench: setup
+	@.venv/bin/python bench/compare.py $(if $(LEVELS),--levels $(LEVELS))
