@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional
 
-from bot.nlu_models import ModelRegistry, RolloutError, fingerprint_beside, gate, push_to_rasa, running_model
+from bot.nlu_models import ModelRegistry, RolloutError, fingerprint_beside, gate, push_to_rasa, running_models
 from bot.nlu_train import file_sha256, stamp_file
 
 
@@ -103,7 +103,7 @@ def rollout(candidate: Path, project: Path, models: Path, margin: float, cfg, ac
     loaded = push_to_rasa(cfg, release)
     registry.activate(release, fingerprint_beside(candidate))
     entry = registry.record("rollout", release, fingerprint_beside(candidate), cand["macro_f1"], actor)
-    _audit("model_rollout", "ok", {**details, "release": release.name, "loaded_live": loaded is not None})
+    _audit("model_rollout", "ok", {**details, "release": release.name, "loaded_into_rasa_servers": len(loaded)})
     return {"entry": entry, "gate": verdict, "loaded": loaded}
 
 
@@ -117,7 +117,7 @@ def rollback(models: Path, cfg, actor: str) -> Dict:
     registry.activate(release, target.get("fingerprint"))
     entry = registry.record("rollback", release, target.get("fingerprint"), target.get("macro_f1"), actor)
     _audit("model_rollback", "ok", {"release": release.name, "sha256": entry["sha256"],
-                                        "loaded_live": loaded is not None})
+                                        "loaded_into_rasa_servers": len(loaded)})
     return {"entry": entry, "loaded": loaded}
 
 
@@ -137,7 +137,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     except RolloutError as exc:
         return _fail(str(exc))
     print(done["gate"].explain())
-    where = "loaded into the running Rasa" if done["loaded"] else "Rasa is not running: used at its next start"
+    where = (f"loaded into {len(done['loaded'])} running Rasa server(s)" if done["loaded"]
+             else "Rasa is not running: used at its next start")
     print(f"rolled out {done['entry']['model']} ({where}); previous model kept for 'patientbot model rollback'")
     return 0
 
@@ -151,7 +152,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         done = rollback(models, settings(), _cli_actor())
     except RolloutError as exc:
         return _fail(str(exc))
-    where = "loaded into the running Rasa" if done["loaded"] else "Rasa is not running: used at its next start"
+    where = (f"loaded into {len(done['loaded'])} running Rasa server(s)" if done["loaded"]
+             else "Rasa is not running: used at its next start")
     print(f"rolled back to {done['entry']['model']} ({where})")
     return 0
 
@@ -161,7 +163,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     _, models = _paths(args)
     registry = ModelRegistry(models)
-    print(json.dumps({"running": running_model(settings()), "history": registry.history()}, indent=2))
+    print(json.dumps({"running": running_models(settings()), "history": registry.history()}, indent=2))
     return 0
 
 

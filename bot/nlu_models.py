@@ -131,31 +131,60 @@ def fingerprint_beside(model: Path) -> Optional[str]:
     return stamp.read_text().strip() if stamp is not None and stamp.is_file() else None
 
 
-def push_to_rasa(cfg, release: Path, timeout: float = 300.0) -> Optional[Dict]:
-    """Load ``release`` into the running Rasa (connector ``/model``); None if Rasa is not running."""
+def rasa_urls(cfg) -> List[str]:
+    """The Rasa server of every running instance (scale-out: bot.stack), instance 1 first."""
+    from bot.stack import Stack
+
+    try:
+        stack = Stack.from_env(dict(cfg.extra)) if cfg.extra else None
+    except Exception:  # noqa: BLE001 - settings without a run directory: the one configured Rasa
+        stack = None
+    if stack is None:
+        return [cfg.rasa_url]
+    return [f"http://127.0.0.1:{inst.rasa_port}" for inst in stack.instances]
+
+
+def _model_request(cfg, url: str, release: Optional[Path] = None) -> urllib.request.Request:
     from channels.rasa_client import SECRET_HEADER
 
-    req = urllib.request.Request(
-        f"{cfg.rasa_url}/webhooks/patientbot/model", method="PUT",
-        data=json.dumps({"model_file": str(release)}).encode(),
-        headers={SECRET_HEADER: cfg.rasa_secret, "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read().decode())
-    except urllib.error.HTTPError as exc:
-        raise RolloutError(f"Rasa refused the model (HTTP {exc.code}): {exc.read().decode()[:200]}") from None
-    except (urllib.error.URLError, ConnectionError):
-        return None
+    if release is None:
+        return urllib.request.Request(f"{url}/webhooks/patientbot/model", headers={SECRET_HEADER: cfg.rasa_secret})
+    return urllib.request.Request(
+        f"{url}/webhooks/patientbot/model", method="PUT", data=json.dumps({"model_file": str(release)}).encode(),
+        headers={SECRET_HEADER: cfg.rasa_secret, "Content-Type": "application/json"})
+
+
+def push_to_rasa(cfg, release: Path, timeout: float = 300.0) -> List[Dict]:
+    """Load ``release`` into every running Rasa server (connector ``/model``), one after the
+    other; returns what each loaded (empty if none is running). A server that refuses stops
+    the rollout: the message says how many already switched (``patientbot model rollback``
+    or a restart puts them back on the live model)."""
+    loaded: List[Dict] = []
+    for url in rasa_urls(cfg):
+        try:
+            with urllib.request.urlopen(_model_request(cfg, url, release), timeout=timeout) as resp:
+                loaded.append(json.loads(resp.read().decode()))
+        except urllib.error.HTTPError as exc:
+            raise RolloutError(f"the Rasa server at {url} refused the model (HTTP {exc.code}): "
+                               f"{exc.read().decode()[:200]}; {len(loaded)} server(s) had already switched") from None
+        except (urllib.error.URLError, ConnectionError):
+            continue  # not running: it loads the live model file when it starts
+    return loaded
 
 
 def running_model(cfg) -> Optional[Dict]:
-    """What the running Rasa has loaded (name, sha256), or None if it is not running."""
-    from channels.rasa_client import SECRET_HEADER
+    """What the first running Rasa server has loaded (name, sha256), or None if none runs."""
+    models = running_models(cfg)
+    return next(iter(models.values()), None)
 
-    req = urllib.request.Request(f"{cfg.rasa_url}/webhooks/patientbot/model", headers={SECRET_HEADER: cfg.rasa_secret})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read().decode())
-    except (urllib.error.URLError, ConnectionError):
-        return None
+
+def running_models(cfg) -> Dict[str, Dict]:
+    """{Rasa URL: what it has loaded} for every running Rasa server."""
+    out = {}
+    for url in rasa_urls(cfg):
+        try:
+            with urllib.request.urlopen(_model_request(cfg, url), timeout=10) as resp:
+                out[url] = json.loads(resp.read().decode())
+        except (urllib.error.URLError, ConnectionError):
+            continue
+    return out

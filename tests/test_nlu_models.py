@@ -92,7 +92,7 @@ def test_rollout_then_rollback_with_rasa_not_running(tmp_path, settings_env, pre
     (tmp_path / "candidate" / "patientbot.fingerprint").write_text("fp-good\n")
 
     done = rollout(good, tmp_path, models, 0.01, settings(), "admin:cli:test")
-    assert done["loaded"] is None
+    assert done["loaded"] == []
     registry = ModelRegistry(models)
     assert registry.live.read_bytes() == b"good"
     assert (models / "patientbot.fingerprint").read_text() == "fp-good\n"
@@ -120,12 +120,12 @@ def test_rollback_without_history_refuses(tmp_path, settings_env):
         rollback(tmp_path, settings(), "admin:cli:test")
 
 
-def test_push_to_rasa_says_none_when_rasa_is_down(tmp_path, settings_env, monkeypatch):
+def test_push_to_rasa_loads_nothing_when_rasa_is_down(tmp_path, settings_env, monkeypatch):
     from bot import config
 
     monkeypatch.setenv("RASA_PORT", "1")
     config.reset_cache()
-    assert push_to_rasa(config.settings(), _model(tmp_path / "m.tar.gz", b"x"), timeout=2) is None
+    assert push_to_rasa(config.settings(), _model(tmp_path / "m.tar.gz", b"x"), timeout=2) == []
 
 
 def test_confusion_and_report_from_evaluation_figures():
@@ -179,3 +179,18 @@ def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settin
     done = rollout(good, tmp_path, models, 0.01, config.settings(), "admin:cli:test", evaluation)
     assert (done["gate"].candidate_f1, done["gate"].deployed_f1) == (0.97, 0.96)
     assert live.read_bytes() == b"good"
+
+
+def test_rollout_reaches_every_rasa_server_of_a_scaled_out_stack(tmp_path, settings_env, monkeypatch):
+    """Scale-out (bot.stack): one Rasa server per instance; a rollout must load into each."""
+    from bot import config
+    from bot.nlu_models import rasa_urls
+
+    monkeypatch.setenv("PATIENTBOT_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("RASA_PORT", "5105")
+    monkeypatch.setenv("RASA_PORT_3", "5999")
+    config.reset_cache()
+    assert rasa_urls(config.settings()) == ["http://127.0.0.1:5105"]
+    (tmp_path / "rasa-3.pid").write_text("1\n")  # an instance 3 was started: the scale is 3
+    assert rasa_urls(config.settings()) == ["http://127.0.0.1:5105", "http://127.0.0.1:5106",
+                                            "http://127.0.0.1:5999"]
