@@ -54,7 +54,8 @@ from bot.chat import parse_twiml, signed_sms  # noqa: E402
 from bot.config import ROOT as PROJECT_ROOT, load_settings, merged_environ  # noqa: E402
 from bot.crypto import conversation_id, keyring  # noqa: E402
 from bot.stack import Stack  # noqa: E402
-from bot.training import model_path, rasa_bin, rasa_env, train_if_needed  # noqa: E402
+from bot.nlu_train import train_command  # noqa: E402
+from bot.training import is_current, model_path, rasa_bin, rasa_env  # noqa: E402
 
 TYPES = ("nlu", "verification", "gate")
 
@@ -328,9 +329,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    took = train_if_needed()
-    if took is not None:
-        print(f"trained the model in {took:.0f} s")
+    if not is_current() and train_command(PROJECT_ROOT, PROJECT_ROOT / "models") != 0:
+        return 1
     run_dir = PROJECT_ROOT / ".run" / "bench"
     run_dir.mkdir(parents=True, exist_ok=True)
     env = merged_environ()

@@ -6,18 +6,15 @@ disk was trained from exactly these inputs.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 from bot.config import ROOT
 
 TRAINING_DATA = [ROOT / "data" / "nlu.yml", ROOT / "data" / "rules.yml", ROOT / "data" / "stories.yml"]
-INPUTS = [ROOT / "config.yml", ROOT / "domain.yml", *TRAINING_DATA]
 MODEL_NAME = "patientbot"
 
 
@@ -35,25 +32,19 @@ def rasa_bin() -> str:
 
 
 def fingerprint() -> str:
-    import rasa
+    from bot import nlu_train
 
-    digest = hashlib.sha256(f"rasa {rasa.__version__}\n".encode())
-    for path in INPUTS:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return nlu_train.fingerprint(ROOT)
 
 
 def model_path(models_dir: Optional[Path] = None) -> Path:
     return (models_dir or ROOT / "models") / f"{MODEL_NAME}.tar.gz"
 
 
-def _stamp(models_dir: Optional[Path] = None) -> Path:
-    return (models_dir or ROOT / "models") / f"{MODEL_NAME}.fingerprint"
-
-
 def is_current(models_dir: Optional[Path] = None) -> bool:
-    stamp = _stamp(models_dir)
-    return model_path(models_dir).is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint()
+    from bot import nlu_train
+
+    return nlu_train.is_current(ROOT, models_dir or ROOT / "models")
 
 
 def validate_data() -> None:
@@ -66,20 +57,14 @@ def validate_data() -> None:
 
 
 def train(models_dir: Optional[Path] = None, quiet: bool = False) -> float:
-    """Train the model; returns the seconds it took."""
-    models_dir = models_dir or ROOT / "models"
-    models_dir.mkdir(parents=True, exist_ok=True)
-    fp = fingerprint()
-    cmd: List[str] = [
-        rasa_bin(), "train", "--fixed-model-name", MODEL_NAME, "--out", str(models_dir),
-        "--domain", str(ROOT / "domain.yml"), "--config", str(ROOT / "config.yml"),
-        "--data", *map(str, TRAINING_DATA), "--force",
-    ]
-    started = time.monotonic()
-    subprocess.run(cmd, cwd=ROOT, env=rasa_env(), check=True,
-                   stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.STDOUT if quiet else None)
-    _stamp(models_dir).write_text(fp + "\n")
-    return time.monotonic() - started
+    """Train the model without the admins' data checks (tests' fixture); returns the seconds.
+
+    Everything an operator runs (``patientbot train``, ``make up``) trains through
+    bot.nlu_train.train_command, which refuses data the PHI scrubber or Rasa's validator flags.
+    """
+    from bot import nlu_train
+
+    return nlu_train.train(ROOT, models_dir or ROOT / "models", quiet=quiet).seconds
 
 
 def train_if_needed(models_dir: Optional[Path] = None, quiet: bool = False) -> Optional[float]:
