@@ -115,6 +115,8 @@ class Sample:
     kind: str
     ms: float
     ok: bool
+    step: int = 0  # position in the conversation script
+    at: float = 0.0  # seconds since the level started, when the answer came
 
 
 class Gateway:
@@ -168,14 +170,15 @@ class StockRasa:
         return resp.status == 200 and isinstance(body, list)
 
 
-async def _patient(target, session, p: Patient, samples: List[Sample]) -> None:
-    for kind, text in conversation_script(p):
+async def _patient(target, session, p: Patient, samples: List[Sample], started: float) -> None:
+    for step, (kind, text) in enumerate(conversation_script(p)):
         t0 = time.perf_counter()
         try:
             ok = await target.send(session, p, text)
         except (aiohttp.ClientError, asyncio.TimeoutError):
             ok = False
-        samples.append(Sample(kind, (time.perf_counter() - t0) * 1000, ok))
+        done = time.perf_counter()
+        samples.append(Sample(kind, (done - t0) * 1000, ok, step, done - started))
 
 
 async def drive(target, patients: List[Patient]) -> Tuple[List[Sample], float]:
@@ -183,7 +186,7 @@ async def drive(target, patients: List[Patient]) -> Tuple[List[Sample], float]:
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
         t0 = time.perf_counter()
-        await asyncio.gather(*(_patient(target, session, p, samples) for p in patients))
+        await asyncio.gather(*(_patient(target, session, p, samples, t0) for p in patients))
         return samples, time.perf_counter() - t0
 
 
@@ -284,7 +287,7 @@ def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machi
     text = "\n".join(lines) + "\n"
     (out / "bench.md").write_text(text)
     (out / "bench.json").write_text(json.dumps([{"target": r.target, "level": r.level, "wall": r.wall,
-                                                   "samples": [[s.kind, s.ms, s.ok] for s in r.samples]}
+                                                   "samples": [[s.kind, s.ms, s.ok, s.step, s.at] for s in r.samples]}
                                                   for r in runs]))
     plot(runs, out / "bench.png")
     return text
