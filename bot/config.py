@@ -69,6 +69,7 @@ class Settings:
     office_config: Path = ROOT / "office.yml"
     model_path: Path = ROOT / "models" / "patientbot.tar.gz"
     rasa_reply_timeout: float = 10.0
+    rasa_max_connections: int = 16  # the gateway's kept-alive connections to its Rasa (channels.rasa_client)
     sms_rate_limit_per_minute: int = 20
     sms_holding_after: float = 1.0
     idv_require_code: bool = False  # SMS: a one-time code after the DOB (the code goes to the same phone)
@@ -189,6 +190,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         office_config=office if office.is_absolute() else ROOT / office,
         model_path=model if model.is_absolute() else ROOT / model,
         rasa_reply_timeout=_float(env, "RASA_REPLY_TIMEOUT", 10.0),
+        rasa_max_connections=_int(env, "RASA_MAX_CONNECTIONS", 16),
         sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),
         sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.0),
         idv_require_code=env.get("IDV_REQUIRE_CODE", "false").strip().lower() in ("1", "true", "yes", "on"),

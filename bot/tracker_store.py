@@ -111,6 +111,18 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         sessions = get_trackers_for_conversation_sessions(tracker)
         return tracker if len(sessions) <= 1 else sessions[-1]
 
+    def latest_user_event(self, sender_id: Text) -> Optional[dict]:
+        """The conversation's latest user event as stored (text, parse_data), or None.
+
+        Read from the JSON, without rebuilding the tracker (which replays every event): the
+        review inbox looks at every message, on the reply path.
+        """
+        stored = self.red.get(self.key_prefix + sender_id)
+        if stored is None:
+            return None
+        events = json.loads(self._open_text(sender_id, stored)).get("events", [])
+        return next((e for e in reversed(events) if e.get("event") == "user"), None)
+
     async def keys(self):  # type: ignore[override]
         return [k.decode()[len(self.key_prefix):] if isinstance(k, bytes) else k[len(self.key_prefix):]
                 for k in self.red.keys(self.key_prefix + "*")]

@@ -83,7 +83,7 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
     async def start(app: web.Application) -> None:
         app["redis"] = async_redis(cfg)
         app["http"] = aiohttp.ClientSession()
-        app["rasa"] = RasaClient(cfg.rasa_url, cfg.rasa_secret, cfg.rasa_reply_timeout)
+        app["rasa"] = RasaClient(cfg.rasa_url, cfg.rasa_secret, cfg.rasa_reply_timeout, cfg.rasa_max_connections)
         await app["rasa"].start()
         keys = keyring(cfg)
         pipeline = app["pipeline"] = InboundPipeline(

@@ -16,6 +16,7 @@ from bot.config import settings
 from bot.crypto import keyring
 from bot.nlu_inbox import ReviewInbox, review_reason
 from bot.redis_client import async_redis
+from bot.tracker_store import underlying_store
 
 logger = logging.getLogger(__name__)
 
@@ -36,26 +37,34 @@ def reset() -> None:
     _inbox = None
 
 
+async def _latest_user_turn(agent: Any, sender: str) -> Optional[dict]:
+    """The latest user event as a dict: cheaply from our store's JSON, else from the tracker."""
+    store = underlying_store(agent.tracker_store)
+    if hasattr(store, "latest_user_event"):
+        return store.latest_user_event(sender)
+    tracker = await agent.tracker_store.retrieve(sender)
+    latest = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None) if tracker else None
+    return None if latest is None else {"text": latest.text, "parse_data": latest.parse_data}
+
+
 async def capture_latest_turn(agent: Any, sender: str) -> Optional[str]:
     """Inbox the latest user message of ``sender`` if it needs review; returns the item id."""
     try:
-        tracker = await agent.tracker_store.retrieve(sender)
-        if tracker is None:
+        latest = await _latest_user_turn(agent, sender)
+        if latest is None or not latest.get("text"):
             return None
-        latest = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
-        if latest is None or not latest.text:
-            return None
-        intent = latest.intent or {}
+        intent = (latest.get("parse_data") or {}).get("intent") or {}
         name, confidence = intent.get("name"), intent.get("confidence")
         reason = review_reason(name, confidence, settings().nlu_review_threshold)
         if reason is None:
             return None
         if name == "nlu_fallback":
             # Show the admin the model's best real guess rather than "fallback".
-            ranking = [r for r in (latest.parse_data or {}).get("intent_ranking", []) if r.get("name") != "nlu_fallback"]
+            ranking = [r for r in (latest.get("parse_data") or {}).get("intent_ranking", [])
+                       if r.get("name") != "nlu_fallback"]
             if ranking:
                 name, confidence = ranking[0].get("name"), ranking[0].get("confidence")
-        return await _review_inbox().capture(latest.text, name or "nlu_fallback", float(confidence or 0.0), reason)
+        return await _review_inbox().capture(latest["text"], name or "nlu_fallback", float(confidence or 0.0), reason)
     except Exception as exc:  # noqa: BLE001 - the reply has been produced; never fail it for this
         logger.error("review inbox capture failed for conversation %s: %s", sender, exc.__class__.__name__)
         return None

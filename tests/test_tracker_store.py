@@ -123,3 +123,15 @@ def test_refuses_to_start_without_redis(settings_env, monkeypatch):
     with pytest.raises(Exception) as err:
         EncryptedRedisTrackerStore(Domain.empty())
     assert "connect" in str(err.value).lower() or "refused" in str(err.value).lower()
+
+
+async def test_latest_user_event_is_read_from_the_stored_json(store):
+    """What the review inbox reads on every message, without rebuilding the tracker."""
+    assert store.latest_user_event("sms-none") is None
+    tracker = _tracker("sms-abc")
+    tracker.update(ActionExecuted("action_listen"))
+    tracker.update(UserUttered("synthetic latest", {"name": "ask_hours", "confidence": 0.42}))
+    await store.save(tracker)
+    latest = store.latest_user_event("sms-abc")
+    assert latest["text"] == "synthetic latest"
+    assert latest["parse_data"]["intent"] == {"name": "ask_hours", "confidence": 0.42}
