@@ -14,9 +14,11 @@ Retention may trim the oldest entries (never younger than the audit minimum): th
 entry's ``prev`` is then recorded in ``pb:audit:anchor`` with the number of entries removed,
 so the chain still verifies from there and exported heads keep their positions.
 
-Writers never race on the chain: an append WATCHes the chain head and retries if another
-writer moved it first. Within one process appends also queue on a lock, so a busy gateway's
-concurrent messages do not spend round trips on retries against each other. An event without an actor is a programming error and raises.
+Writers never race on the chain: an append is one script that adds the entry only if the head
+is still the hash the entry was chained to, and the writer retries on the new head if another
+writer moved it first. Within one process appends queue on a lock and remember the head they
+wrote, so a busy gateway's append costs one round trip (the safety gate's answers wait on a
+few of them). An event without an actor is a programming error and raises.
 """
 from __future__ import annotations
 
@@ -29,11 +31,20 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
 
 from bot.crypto import DecryptionError, KeyRing
 
 GENESIS = "0" * 64
+
+# One round trip per append: add the entry and move the head only if the head is still the
+# ``prev`` the entry was chained to; otherwise return the current head (the writer retries).
+_APPEND = """
+local head = redis.call('GET', KEYS[2]) or ARGV[3]
+if head ~= ARGV[1] then return head end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+redis.call('SET', KEYS[2], ARGV[2])
+return 0
+"""
 SYSTEM = "system:gateway"  # the actor for what the gateway does on its own
 
 
@@ -49,6 +60,10 @@ class AuditEvent:
     prev: str
     hash: str
     entry_id: str = ""
+
+
+def _text(value) -> Optional[str]:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _text_fields(raw: Mapping) -> Dict[str, str]:
@@ -69,6 +84,8 @@ class AuditLog:
         self.head = f"{prefix}audit:head"
         self.anchor = f"{prefix}audit:anchor"
         self._append_lock = asyncio.Lock()
+        self._last_head: Optional[str] = None  # what this writer appended last (usually still the head)
+        self._append = client.register_script(_APPEND)
 
     def _open(self, f: Mapping[str, str]) -> Dict[str, Any]:
         """The entry's details, checked against the digest the chain covers."""
@@ -89,20 +106,19 @@ class AuditLog:
         public = {"at": when, "actor": actor, "action": action, "subject": subject, "outcome": outcome,
                   "digest": hashlib.sha256(plaintext).hexdigest()}
         sealed = self.keys.encrypt(plaintext, self.stream)
-        async with self._append_lock, self.redis.pipeline(transaction=True) as pipe:
+        async with self._append_lock:
+            prev = self._last_head
+            if prev is None:
+                prev = _text(await self.redis.get(self.head)) or GENESIS
             while True:
-                try:
-                    await pipe.watch(self.head)
-                    prev = await pipe.get(self.head)
-                    prev = (prev.decode() if isinstance(prev, bytes) else prev) or GENESIS
-                    digest = _digest(prev, public)
-                    pipe.multi()
-                    pipe.xadd(self.stream, {**public, "details": sealed, "prev": prev, "hash": digest})
-                    pipe.set(self.head, digest)
-                    await pipe.execute()
+                digest = _digest(prev, public)
+                fields = {**public, "details": sealed, "prev": prev, "hash": digest}
+                current = await self._append(keys=[self.stream, self.head],
+                                             args=[prev, digest, GENESIS, *[x for kv in fields.items() for x in kv]])
+                if current == 0:
+                    self._last_head = digest
                     return digest
-                except WatchError:
-                    continue
+                prev = _text(current)  # another process appended first: chain onto its entry
 
     async def events(self, count: Optional[int] = None) -> List[AuditEvent]:
         """Events oldest first, details decrypted."""

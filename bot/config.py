@@ -70,6 +70,7 @@ class Settings:
     model_path: Path = ROOT / "models" / "patientbot.tar.gz"
     rasa_reply_timeout: float = 10.0
     rasa_max_connections: int = 16  # the gateway's kept-alive connections to its Rasa (channels.rasa_client)
+    nlu_nice: int = 10  # CPU niceness of Rasa and the action server (bot.stack); 0: same as the gateway
     sms_rate_limit_per_minute: int = 20
     sms_holding_after: float = 1.0
     idv_require_code: bool = False  # SMS: a one-time code after the DOB (the code goes to the same phone)
@@ -191,6 +192,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         model_path=model if model.is_absolute() else ROOT / model,
         rasa_reply_timeout=_float(env, "RASA_REPLY_TIMEOUT", 10.0),
         rasa_max_connections=_int(env, "RASA_MAX_CONNECTIONS", 16),
+        nlu_nice=_int(env, "NLU_NICE", 10),
         sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),
         sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.0),
         idv_require_code=env.get("IDV_REQUIRE_CODE", "false").strip().lower() in ("1", "true", "yes", "on"),

@@ -123,10 +123,13 @@ class Stack:
 
     def instance_commands(self, inst: Instance) -> Dict[str, List[str]]:
         py = sys.executable
+        # The NLU path (Rasa, actions) runs at a lower CPU priority than the gateway: on a busy
+        # machine STOP, HELP and emergencies must not wait behind Rasa's CPU work either.
+        nice = ["nice", "-n", str(self.cfg.nlu_nice)] if self.cfg.nlu_nice else []
         return {
-            inst.name("actions"): [py, "-m", "channels.action_server"],
+            inst.name("actions"): [*nice, py, "-m", "channels.action_server"],
             inst.name("rasa"): [
-                rasa_bin(), "run", "--model", str(model_path(self.cfg.model_path.parent)),
+                *nice, rasa_bin(), "run", "--model", str(model_path(self.cfg.model_path.parent)),
                 "--endpoints", str(ROOT / "endpoints.yml"), "--credentials", str(ROOT / "credentials.yml"),
                 "--interface", "127.0.0.1", "--port", str(inst.rasa_port),
             ],
