@@ -137,10 +137,14 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     except RolloutError as exc:
         return _fail(str(exc))
     print(done["gate"].explain())
-    where = (f"loaded into {len(done['loaded'])} running Rasa server(s)" if done["loaded"]
-             else "Rasa is not running: used at its next start")
+    where = _where_loaded(done)
     print(f"rolled out {done['entry']['model']} ({where}); previous model kept for 'patientbot model rollback'")
     return 0
+
+
+def _where_loaded(done: dict) -> str:
+    return (f"loaded into {len(done['loaded'])} running Rasa server(s)" if done["loaded"]
+            else "Rasa is not running: used at its next start")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -152,8 +156,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         done = rollback(models, settings(), _cli_actor())
     except RolloutError as exc:
         return _fail(str(exc))
-    where = (f"loaded into {len(done['loaded'])} running Rasa server(s)" if done["loaded"]
-             else "Rasa is not running: used at its next start")
+    where = _where_loaded(done)
     print(f"rolled back to {done['entry']['model']} ({where})")
     return 0
 

@@ -94,6 +94,16 @@ class GatewayInput(InputChannel):
         make_failures_loud(agent.tracker_store)
         return None
 
+    def _refusal(self, request: Request, check_store: bool = True) -> Optional[HTTPResponse]:
+        """403 without the shared secret; 503 if Rasa is not on the encrypted store; else None."""
+        if not self._authorised(request):
+            logger.warning("refused a request without the gateway secret")
+            return response.json({"error": "forbidden"}, status=403)
+        problem = self._store_problem(request) if check_store else None
+        if problem:
+            return response.json({"error": "unavailable", "reason": problem}, status=503)
+        return None
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("patientbot_gateway", __name__)
         guard_all_handlers()  # again, for handlers the web server added since
@@ -114,12 +124,9 @@ class GatewayInput(InputChannel):
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            if not self._authorised(request):
-                logger.warning("refused a request without the gateway secret")
-                return response.json({"error": "forbidden"}, status=403)
-            problem = self._store_problem(request)
-            if problem:
-                return response.json({"error": "unavailable", "reason": problem}, status=503)
+            refused = self._refusal(request)
+            if refused is not None:
+                return refused
             body = request.json if isinstance(request.json, dict) else {}
             sender, text = body.get("sender"), body.get("text")
             if not isinstance(sender, str) or not sender or not isinstance(text, str):
@@ -140,8 +147,9 @@ class GatewayInput(InputChannel):
         async def model(request: Request) -> HTTPResponse:
             """The model in use (GET) / load another one without downtime (PUT, body
             ``{"model_file": PATH}`` as Rasa's model endpoint takes; channels.model_endpoint)."""
-            if not self._authorised(request):
-                return response.json({"error": "forbidden"}, status=403)
+            refused = self._refusal(request, check_store=False)
+            if refused is not None:
+                return refused
             if request.method == "GET":
                 return await model_endpoint.current_model(request)
             return await model_endpoint.load_model(request)
@@ -149,11 +157,9 @@ class GatewayInput(InputChannel):
         @bp.route("/transcript", methods=["GET"])
         async def transcript(request: Request) -> HTTPResponse:
             """The conversation so far (user and bot texts), for the staff console."""
-            if not self._authorised(request):
-                return response.json({"error": "forbidden"}, status=403)
-            problem = self._store_problem(request)
-            if problem:
-                return response.json({"error": "unavailable", "reason": problem}, status=503)
+            refused = self._refusal(request)
+            if refused is not None:
+                return refused
             sender = request.args.get("sender", "")
             if not sender:
                 return response.json({"error": "sender is required"}, status=400)
@@ -165,11 +171,9 @@ class GatewayInput(InputChannel):
             """Record what staff said during a hand-off as bot utterances, so the tracker stays
             whole; like Rasa's append-events API, under the conversation's lock, with no
             prediction run (Rasa's full HTTP API stays off)."""
-            if not self._authorised(request):
-                return response.json({"error": "forbidden"}, status=403)
-            problem = self._store_problem(request)
-            if problem:
-                return response.json({"error": "unavailable", "reason": problem}, status=503)
+            refused = self._refusal(request)
+            if refused is not None:
+                return refused
             body = request.json if isinstance(request.json, dict) else {}
             sender, items = body.get("sender"), body.get("messages")
             if not isinstance(sender, str) or not sender or not isinstance(items, list):
