@@ -12,7 +12,6 @@ model is a pickle archive: loading one runs code).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Dict
@@ -22,23 +21,16 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.config import settings
+from bot.nlu_train import file_sha256
 
 logger = logging.getLogger(__name__)
 _swap_lock = asyncio.Lock()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe(agent: Any) -> Dict[str, Any]:
     processor = getattr(agent, "processor", None)
     path = Path(processor.model_path) if processor is not None else None
-    return {"model": path.name if path else None, "sha256": _sha256(path) if path and path.is_file() else None}
+    return {"model": path.name if path else None, "sha256": file_sha256(path) if path and path.is_file() else None}
 
 
 async def current_model(request: Request) -> HTTPResponse:
