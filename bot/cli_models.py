@@ -5,6 +5,7 @@ the gate passes:
 
     patientbot nlu train --models models/candidate
     patientbot evaluate models/candidate/patientbot.tar.gz      # report: results/evaluation/report.md
+                                                                # (--folds 5 cross-validation by default)
     patientbot model rollout models/candidate/patientbot.tar.gz --evaluation results/evaluation/evaluation.json
     patientbot model rollback                                   # if it misbehaves
 """
@@ -51,12 +52,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _fail(f"no model at {candidate}")
     baseline = live if live.is_file() and live.resolve() != candidate else None
     out = Path(args.out).resolve() if args.out else ROOT / "results" / "evaluation"
-    report = build_report(candidate, project, out, baseline, stories=not args.no_stories)
+    if args.folds == 1 or args.folds < 0:
+        return _fail("--folds is 0 (no cross-validation) or at least 2")
+    deployed_entry = ModelRegistry(models).entry_for(live) if baseline else None
+    report = build_report(candidate, project, out, baseline, stories=not args.no_stories, folds=args.folds,
+                          deployed_cv_macro_f1=(deployed_entry or {}).get("cv_macro_f1"))
     cand, base = report["candidate"], report["baseline"]
     print(f"candidate {candidate.name}: held-out macro F1 {cand['macro_f1']:.3f}, accuracy {cand['accuracy']:.3f}")
     if base:
         print(f"deployed  {live.name}: held-out macro F1 {base['macro_f1']:.3f}, accuracy {base['accuracy']:.3f} "
               f"(change {cand['macro_f1'] - base['macro_f1']:+.3f})")
+    cv = report["cross_validation"]
+    if cv:
+        print(f"cross-validation: {cv['error']}" if cv.get("error") else
+              f"cross-validation ({cv['folds']} folds over the training data): macro F1 {cv['macro_f1']:.3f}, "
+              f"accuracy {cv['accuracy']:.3f} ({cv['seconds']:.0f} s)")
     if report["stories"] and report["stories"].get("failed") is not None:
         s = report["stories"]
         print(f"conversation tests: {s['stories'] - s['failed']} of {s['stories']} pass")
@@ -68,7 +78,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _figures(candidate: Path, live: Path, project: Path, evaluation: Optional[Path]):
     """Held-out figures of the candidate and the live model: from ``patientbot evaluate``'s
-    evaluation.json when given (it must be of exactly these two model files), else fresh."""
+    evaluation.json when given (it must be of exactly these two model files), else fresh.
+    The candidate's cross-validated macro F1 comes along when the evaluation has it."""
     from bot.nlu_report import evaluate_nlu
 
     if evaluation is None:
@@ -78,7 +89,8 @@ def _figures(candidate: Path, live: Path, project: Path, evaluation: Optional[Pa
     if report["candidate"]["sha256"] != file_sha256(candidate) or \
             (base or {}).get("sha256") != (file_sha256(live) if live.is_file() else None):
         raise RolloutError(f"{evaluation} evaluates other model files; run patientbot evaluate again")
-    return report["candidate"], base
+    cv = report.get("cross_validation") or {}
+    return {**report["candidate"], "cv_macro_f1": cv.get("macro_f1")}, base
 
 
 def rollout(candidate: Path, project: Path, models: Path, margin: float, cfg, actor: str,
@@ -102,7 +114,8 @@ def rollout(candidate: Path, project: Path, models: Path, margin: float, cfg, ac
     release = registry.keep(candidate)
     loaded = push_to_rasa(cfg, release)
     registry.activate(release, fingerprint_beside(candidate))
-    entry = registry.record("rollout", release, fingerprint_beside(candidate), cand["macro_f1"], actor)
+    entry = registry.record("rollout", release, fingerprint_beside(candidate), cand["macro_f1"], actor,
+                            cv_macro_f1=cand.get("cv_macro_f1"))
     _audit("model_rollout", "ok", {**details, "release": release.name, "loaded_into_rasa_servers": len(loaded)})
     return {"entry": entry, "gate": verdict, "loaded": loaded}
 
@@ -177,6 +190,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="models directory (default: MODEL_PATH's)")
     p.add_argument("--out", help="report directory (default: results/evaluation)")
     p.add_argument("--no-stories", action="store_true", help="skip the conversation tests (rasa test core)")
+    p.add_argument("--folds", type=int, default=5,
+                   help="cross-validation folds over the training data, each an NLU training (default 5; 0: skip)")
     p.set_defaults(func=cmd_evaluate)
     model = sub.add_parser("model", help="deployed models: status, rollout, rollback").add_subparsers(
         dest="model_cmd", required=True)

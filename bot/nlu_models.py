@@ -102,12 +102,21 @@ class ModelRegistry:
             stamp_file(self.dir).unlink(missing_ok=True)  # unknown inputs: the next `train` retrains
 
     def record(self, action: str, release: Path, fingerprint: Optional[str], macro_f1: Optional[float],
-               actor: str) -> Dict:
+               actor: str, cv_macro_f1: Optional[float] = None) -> Dict:
         entry = {"action": action, "model": release.name, "sha256": file_sha256(release),
                  "fingerprint": fingerprint, "macro_f1": macro_f1, "actor": actor,
                  "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if cv_macro_f1 is not None:  # the cross-validated figure of its data, when it was evaluated so
+            entry["cv_macro_f1"] = cv_macro_f1
         self._write_history(self.history() + [entry])
         return entry
+
+    def entry_for(self, model: Path) -> Optional[Dict]:
+        """The latest deployment entry of this model file (by its SHA-256), if it was deployed."""
+        if not model.is_file():
+            return None
+        sha = file_sha256(model)
+        return next((e for e in reversed(self.history()) if e["sha256"] == sha), None)
 
     def deployed(self) -> Optional[Dict]:
         history = self.history()

@@ -1,20 +1,28 @@
 """``patientbot evaluate``: how good a model is, next to the one deployed, before rollout.
 
-The report has three parts: intent classification on the held-out set (per-intent precision,
-recall and F1, the confusion between intents; bot.nlu_eval), the conversation tests
+The report has four parts: intent classification on the held-out set (per-intent precision,
+recall and F1, the confusion between intents; bot.nlu_eval), a cross-validated intent report
+over the training data (``rasa test nlu --cross-validation``: each fold trains the NLU on the
+other folds, so every training example is predicted once by a model that never saw it), the
+conversation tests
 (``rasa test core`` over tests/test_*.yml: how many stories pass) and the emergency
 detector's figures (bot.safety_eval; the detector is rules, not the model, so these say
 whether the safety net itself is intact). The same held-out set is run through the currently
 deployed model, so a regression shows as a negative difference per intent before rollout.
 
 Written to ``results/evaluation/`` (``report.md``, ``evaluation.json`` which the rollout
-gate reads, ``confusion.png`` and ``f1.png``). Held-out texts are synthetic, like all test data.
+gate reads, ``confusion.png``, ``f1.png`` and, when cross-validated, ``cv_f1.png`` and
+``cross_validation.log``). Held-out texts and training examples are synthetic, like all test
+data (and training data has passed the PHI scrubber).
 """
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -43,6 +51,62 @@ def confusion(nlu: Dict) -> Tuple[List[str], List[List[int]]]:
         matrix[at[e["intent"]]][at[e["intent"]]] -= 1
         matrix[at[e["intent"]]][at[e["predicted"]]] += 1
     return labels, matrix
+
+
+def cross_validation(project: Path, folds: int, out: Path, progress=None) -> Dict:
+    """``rasa test nlu --cross-validation`` over ``project``'s data/nlu.yml with its config.yml.
+
+    Rasa trains the NLU ``folds`` times (stratified folds; intents with fewer examples than
+    folds are left out by Rasa, and named here). Rasa's output goes to
+    ``out/cross_validation.log``; ``progress(fold, folds)`` is called as each fold starts.
+    """
+    progress = progress or (lambda fold, total: print(f"cross-validation: fold {fold} of {total} ...",
+                                                      file=sys.stderr))
+    log = out / "cross_validation.log"
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp, log.open("w", encoding="utf-8") as log_file:
+        cmd = [rasa_bin(), "test", "nlu", "--cross-validation", "--folds", str(folds),
+               "--config", str(project / "config.yml"), "--nlu", str(project / "data" / "nlu.yml"),
+               "--out", tmp, "--no-plot"]
+        proc = subprocess.Popen(cmd, cwd=project, env=rasa_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+        fold = 0
+        for line in proc.stdout:
+            log_file.write(line)
+            if "Starting to train component 'DIETClassifier'" in line:
+                fold += 1
+                progress(fold, folds)
+        if proc.wait() != 0:
+            return {"folds": folds, "error": f"rasa test nlu --cross-validation exited {proc.returncode} "
+                                             f"(see {log.name})"}
+        report = json.loads((Path(tmp) / "intent_report.json").read_text(encoding="utf-8"))
+        errors_file = Path(tmp) / "intent_errors.json"
+        errors = json.loads(errors_file.read_text(encoding="utf-8")) if errors_file.is_file() else []
+    return summarise_cross_validation(report, errors, folds, project, time.monotonic() - started, fold)
+
+
+def summarise_cross_validation(report: Dict, errors: List[Dict], folds: int, project: Path,
+                               seconds: float, trainings: int) -> Dict:
+    """Rasa's accumulated intent report (sklearn's classification report) and its error list,
+    reduced to the figures the report shows: per-intent scores, macro F1, the intents left
+    out, and the most frequent confusions (counts only, no example texts)."""
+    from bot.nlu_data import NluFile
+
+    per_intent = {label: {"precision": s["precision"], "recall": s["recall"], "f1": s["f1-score"],
+                          "n": int(s["support"])}
+                  for label, s in report.items()
+                  if isinstance(s, dict) and "support" in s and label not in ("macro avg", "weighted avg", "micro avg")}
+    confused = Counter((e["intent"], (e.get("intent_prediction") or {}).get("name") or "none") for e in errors)
+    trained = {i for i, examples in NluFile(project / "data" / "nlu.yml").intents.items() if examples}
+    return {
+        "folds": folds, "trainings": trainings, "seconds": round(seconds, 1),
+        "n": sum(s["n"] for s in per_intent.values()),
+        "accuracy": report.get("accuracy", report.get("micro avg", {}).get("f1-score")),
+        "macro_f1": report["macro avg"]["f1-score"], "weighted_f1": report["weighted avg"]["f1-score"],
+        "per_intent": per_intent,
+        "left_out": sorted(trained - set(per_intent)),
+        "confusions": [{"intent": a, "predicted": b, "count": n} for (a, b), n in confused.most_common(10)],
+    }
 
 
 def story_results(model: Path, project: Path) -> Dict:
@@ -74,8 +138,9 @@ def safety_figures() -> Dict:
             "wrong_redirects": len(result.wrong_redirects)}
 
 
-def plots(candidate: Dict, baseline: Optional[Dict], out: Path) -> List[Path]:
-    """confusion.png (the candidate's intent confusion) and f1.png (per-intent F1, both models)."""
+def plots(candidate: Dict, baseline: Optional[Dict], out: Path, cv: Optional[Dict] = None) -> List[Path]:
+    """confusion.png (the candidate's intent confusion), f1.png (per-intent F1, both models)
+    and, when cross-validated, cv_f1.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,7 +178,25 @@ def plots(candidate: Dict, baseline: Optional[Dict], out: Path) -> List[Path]:
     f1_png = out / "f1.png"
     fig.savefig(f1_png, dpi=110)
     plt.close(fig)
-    return [confusion_png, f1_png]
+    made = [confusion_png, f1_png]
+    if cv and not cv.get("error"):
+        made.append(_cv_plot(plt, cv, out))
+    return made
+
+
+def _cv_plot(plt, cv: Dict, out: Path) -> Path:
+    """cv_f1.png: per-intent F1 across the folds, worst first."""
+    ranked = sorted(cv["per_intent"].items(), key=lambda kv: (kv[1]["f1"], kv[0]))
+    fig, ax = plt.subplots(figsize=(7, max(4, len(ranked) * 0.3)))
+    ax.barh(range(len(ranked)), [s["f1"] for _, s in ranked], color="tab:green")
+    ax.set_yticks(range(len(ranked)), [name for name, _ in ranked], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"F1, {cv['folds']}-fold cross-validation over the training data")
+    fig.tight_layout()
+    path = out / "cv_f1.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def to_markdown(report: Dict) -> str:
@@ -140,6 +223,7 @@ def to_markdown(report: Dict) -> str:
     lines += ["", "![intent confusion](confusion.png)", "", "![per-intent F1](f1.png)", "",
               "### Misclassified (synthetic held-out examples)", "", "| expected | predicted | text |", "|---|---|---|"]
     lines += [f"| {e['intent']} | {e['predicted']} | {e['text']} |" for e in cand["errors"]] or ["| | | none |"]
+    lines += cv_markdown(report.get("cross_validation"))
     stories = report.get("stories")
     lines += ["", "## Conversation tests", ""]
     if not stories:
@@ -157,16 +241,44 @@ def to_markdown(report: Dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cv_markdown(cv: Optional[Dict]) -> List[str]:
+    lines = ["", "## Intent classification, cross-validated over the training data", ""]
+    if not cv:
+        return lines + ["not run (--folds 0)"]
+    if cv.get("error"):
+        return lines + [f"could not run: {cv['error']}"]
+    lines += [f"{cv['folds']} folds over {cv['n']} training examples ({cv['trainings']} NLU trainings, "
+              f"{cv['seconds']:.0f} s): macro F1 **{cv['macro_f1']:.3f}**, weighted F1 {cv['weighted_f1']:.3f}, "
+              f"accuracy {cv['accuracy']:.3f}. Each example is predicted by a model trained on the other folds."
+              + (f" The deployed model's data scored {cv['deployed_macro_f1']:.3f} when it was rolled out "
+                 f"({cv['macro_f1'] - cv['deployed_macro_f1']:+.3f})." if cv.get("deployed_macro_f1") is not None
+                 else ""),
+              "", "| intent | precision | recall | F1 | n |", "|---|---|---|---|---|"]
+    for intent, s in sorted(cv["per_intent"].items(), key=lambda kv: (kv[1]["f1"], kv[0])):
+        lines.append(f"| {intent} | {s['precision']:.2f} | {s['recall']:.2f} | {s['f1']:.2f} | {s['n']} |")
+    if cv["left_out"]:
+        lines += ["", f"Left out (fewer than {cv['folds']} examples): {', '.join(cv['left_out'])}."]
+    lines += ["", "![cross-validated per-intent F1](cv_f1.png)", "", "Most frequent confusions:", "",
+              "| expected | predicted | examples |", "|---|---|---|"]
+    lines += [f"| {c['intent']} | {c['predicted']} | {c['count']} |" for c in cv["confusions"]] or ["| | | none |"]
+    return lines
+
+
 def build_report(candidate_model: Path, project: Path, out: Path, baseline_model: Optional[Path] = None,
-                 stories: bool = True) -> Dict:
-    """Evaluate, compare, and write report.md, evaluation.json and the plots into ``out``."""
+                 stories: bool = True, folds: int = 0, deployed_cv_macro_f1: Optional[float] = None) -> Dict:
+    """Evaluate, compare, and write report.md, evaluation.json and the plots into ``out``.
+    ``folds`` > 1 adds the cross-validated report (that many NLU trainings)."""
     out.mkdir(parents=True, exist_ok=True)
     report: Dict = {"candidate": evaluate_nlu(candidate_model, project), "baseline": None}
     if baseline_model is not None and baseline_model.is_file():
         report["baseline"] = evaluate_nlu(baseline_model, project)
+    report["cross_validation"] = cross_validation(project, folds, out) if folds > 1 else None
+    if report["cross_validation"] is not None:
+        # Recorded when the deployed model was rolled out from a cross-validated evaluation.
+        report["cross_validation"]["deployed_macro_f1"] = deployed_cv_macro_f1
     report["stories"] = story_results(candidate_model, project) if stories else None
     report["safety"] = safety_figures()
-    plots(report["candidate"], report["baseline"], out)
+    plots(report["candidate"], report["baseline"], out, report["cross_validation"])
     (out / "report.md").write_text(to_markdown(report), encoding="utf-8")
     (out / "evaluation.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
     return report

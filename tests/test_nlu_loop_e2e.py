@@ -32,6 +32,7 @@ from bot.appointments import AppointmentStore
 from bot.config import ROOT
 from bot.crypto import keyring
 from bot.fhir import load_bundle_file
+from bot.nlu_data import NluFile
 from bot.nlu_train import file_sha256, train
 from bot.stack import Stack
 from tests.conftest import TEST_REDIS_URL, make_test_env, purge
@@ -158,15 +159,24 @@ def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood
 
     # 5. Evaluate against the live model: report, plots, figures before and after.
     out = loop["root"] / "report"
-    _cli(["evaluate", str(candidate), "--project", str(project), "--models", str(models), "--out", str(out)], capsys)
+    # Two folds (two more NLU trainings) keep the test short; the command's default is five.
+    _cli(["evaluate", str(candidate), "--project", str(project), "--models", str(models), "--out", str(out),
+          "--folds", "2"], capsys)
     report = json.loads((out / "evaluation.json").read_text())
     assert (out / "report.md").is_file() and (out / "confusion.png").is_file() and (out / "f1.png").is_file()
+    cv = report["cross_validation"]
+    assert (cv["folds"], cv["trainings"]) == (2, 2), cv  # Rasa trained once per fold
+    assert not cv["left_out"] and set(cv["per_intent"]) == set(NluFile(project / "data" / "nlu.yml").intents)
+    assert cv["n"] == sum(len(set(e)) for e in NluFile(project / "data" / "nlu.yml").intents.values())
+    assert 0.5 < cv["macro_f1"] <= 1.0 and (out / "cv_f1.png").is_file()
+    assert "cross-validated over the training data" in (out / "report.md").read_text()
     assert report["baseline"]["sha256"] == loop["baseline"].sha256
     assert report["stories"]["failed"] is not None, report["stories"]  # the conversation tests ran
     with capsys.disabled():  # the figures the README quotes
         print(f"\nbaseline trained in {loop['baseline'].seconds:.0f} s, candidate (incl. checks) in {trained_in:.0f} s; "
               f"held-out macro F1 {report['baseline']['macro_f1']:.3f} -> {report['candidate']['macro_f1']:.3f}, "
               f"accuracy {report['baseline']['accuracy']:.3f} -> {report['candidate']['accuracy']:.3f}; "
+              f"cross-validated ({cv['folds']} folds, {cv['seconds']:.0f} s) macro F1 {cv['macro_f1']:.3f}; "
               f"stories {report['stories']['stories'] - report['stories']['failed']}/{report['stories']['stories']}")
 
     # 6. Roll out into the running Rasa, no restart. Margin 0.05: these short trainings move the

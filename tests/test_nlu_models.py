@@ -158,6 +158,41 @@ def test_plots_are_written(tmp_path):
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
 
 
+def test_cross_validation_summary_report_and_plot(tmp_path):
+    """Rasa's accumulated report (sklearn's classification report) and error list become the
+    figures, the Markdown section and cv_f1.png; intents with too few examples are named."""
+    from bot.nlu_report import cv_markdown, plots, summarise_cross_validation
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "nlu.yml").write_text(
+        'version: "3.1"\nnlu:\n  - intent: ask_hours\n    examples: |\n      - hours?\n'
+        '  - intent: greet\n    examples: |\n      - hi\n  - intent: rare\n    examples: |\n      - once\n')
+    rasa_report = {
+        "ask_hours": {"precision": 1.0, "recall": 0.5, "f1-score": 0.667, "support": 4},
+        "greet": {"precision": 0.6, "recall": 1.0, "f1-score": 0.75, "support": 3},
+        "accuracy": 0.714,
+        "macro avg": {"precision": 0.8, "recall": 0.75, "f1-score": 0.708, "support": 7},
+        "weighted avg": {"precision": 0.83, "recall": 0.71, "f1-score": 0.702, "support": 7},
+    }
+    errors = [{"text": "x", "intent": "ask_hours", "intent_prediction": {"name": "greet", "confidence": 0.6}},
+              {"text": "y", "intent": "ask_hours", "intent_prediction": {"name": "greet", "confidence": 0.5}}]
+    cv = summarise_cross_validation(rasa_report, errors, folds=3, project=tmp_path, seconds=12.3, trainings=3)
+    assert cv["macro_f1"] == 0.708 and cv["accuracy"] == 0.714 and cv["n"] == 7
+    assert set(cv["per_intent"]) == {"ask_hours", "greet"} and cv["per_intent"]["greet"]["f1"] == 0.75
+    assert cv["left_out"] == ["rare"]
+    assert cv["confusions"] == [{"intent": "ask_hours", "predicted": "greet", "count": 2}]
+    text = "\n".join(cv_markdown(cv))
+    assert "3 folds over 7 training examples" in text and "macro F1 **0.708**" in text
+    assert "| ask_hours | 1.00 | 0.50 | 0.67 | 4 |" in text and "Left out (fewer than 3 examples): rare." in text
+    assert "| ask_hours | greet | 2 |" in text
+    assert "not run (--folds 0)" in "\n".join(cv_markdown(None))
+    cv["deployed_macro_f1"] = 0.7
+    assert "The deployed model's data scored 0.700 when it was rolled out (+0.008)." in "\n".join(cv_markdown(cv))
+    paths = plots(_nlu(0.9, "a" * 64), None, tmp_path, cv)
+    assert [p.name for p in paths] == ["confusion.png", "f1.png", "cv_f1.png"]
+    assert paths[-1].read_bytes().startswith(b"\x89PNG")
+
+
 def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settings_env, monkeypatch):
     from bot import config, nlu_report
     from bot.cli_models import rollout
@@ -172,13 +207,17 @@ def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settin
     other = _model(tmp_path / "other" / "patientbot.tar.gz", b"other")
     evaluation = tmp_path / "evaluation.json"
     evaluation.write_text(json.dumps({"candidate": _nlu(0.97, file_sha256(good)),
-                                      "baseline": _nlu(0.96, file_sha256(live))}))
+                                      "baseline": _nlu(0.96, file_sha256(live)),
+                                      "cross_validation": {"folds": 5, "macro_f1": 0.941}}))
     with pytest.raises(RolloutError, match="evaluates other model files"):
         rollout(other, tmp_path, models, 0.01, config.settings(), "admin:cli:test", evaluation)
     assert live.read_bytes() == b"live"
     done = rollout(good, tmp_path, models, 0.01, config.settings(), "admin:cli:test", evaluation)
     assert (done["gate"].candidate_f1, done["gate"].deployed_f1) == (0.97, 0.96)
     assert live.read_bytes() == b"good"
+    # The cross-validated figure is kept with the deployment, for the next evaluation to compare.
+    assert ModelRegistry(models).entry_for(live)["cv_macro_f1"] == 0.941
+    assert "cv_macro_f1" not in ModelRegistry(models).history()[0]  # the model found live had none
 
 
 def test_rollout_reaches_every_rasa_server_of_a_scaled_out_stack(tmp_path, settings_env, monkeypatch):
