@@ -14,11 +14,14 @@ Retention may trim the oldest entries (never younger than the audit minimum): th
 entry's ``prev`` is then recorded in ``pb:audit:anchor`` with the number of entries removed,
 so the chain still verifies from there and exported heads keep their positions.
 
-Writers never race on the chain: an append is one script that adds the entry only if the head
-is still the hash the entry was chained to, and the writer retries on the new head if another
-writer moved it first. Within one process appends queue on a lock and remember the head they
-wrote, so a busy gateway's append costs one round trip (the safety gate's answers wait on a
-few of them). An event without an actor is a programming error and raises.
+Writers never race on the chain: an append is one script that adds entries only if the head
+is still the hash the first was chained to, and the writer retries on the new head if another
+writer moved it first. Within one process appends are committed in groups: while one round
+trip is in flight, the events recorded meanwhile wait and then go together in the next one,
+chained in the order they were recorded. A busy gateway's append therefore waits for at most
+one round trip ahead of its own, however many messages are in flight (the safety gate's
+answers wait on a few appends). Each writer remembers the head it wrote, so there is no read
+first. An event without an actor is a programming error and raises.
 """
 from __future__ import annotations
 
@@ -36,12 +39,16 @@ from bot.crypto import DecryptionError, KeyRing
 
 GENESIS = "0" * 64
 
-# One round trip per append: add the entry and move the head only if the head is still the
-# ``prev`` the entry was chained to; otherwise return the current head (the writer retries).
+# One round trip per group of appends: add the entries (ARGV[4] fields each, already chained
+# one to the next) and move the head only if the head is still the ``prev`` the first entry was
+# chained to; otherwise return the current head (the writer re-chains and retries).
 _APPEND = """
 local head = redis.call('GET', KEYS[2]) or ARGV[3]
 if head ~= ARGV[1] then return head end
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+local width = tonumber(ARGV[4])
+for first = 5, #ARGV, width do
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, first, first + width - 1))
+end
 redis.call('SET', KEYS[2], ARGV[2])
 return 0
 """
@@ -83,7 +90,9 @@ class AuditLog:
         self.stream = f"{prefix}audit"
         self.head = f"{prefix}audit:head"
         self.anchor = f"{prefix}audit:anchor"
-        self._append_lock = asyncio.Lock()
+        self._queued: List[tuple] = []  # (public fields, sealed details, future of the hash), in order
+        self._committing = False
+        self._flusher: Optional[asyncio.Future] = None
         self._last_head: Optional[str] = None  # what this writer appended last (usually still the head)
         self._append = client.register_script(_APPEND)
 
@@ -106,19 +115,55 @@ class AuditLog:
         public = {"at": when, "actor": actor, "action": action, "subject": subject, "outcome": outcome,
                   "digest": hashlib.sha256(plaintext).hexdigest()}
         sealed = self.keys.encrypt(plaintext, self.stream)
-        async with self._append_lock:
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queued.append((public, sealed, done))
+        if not self._committing:
+            # Its own task: a caller that is cancelled (a client hung up) never strands the
+            # events queued behind its own; they are written all the same.
+            self._committing = True
+            self._flusher = asyncio.ensure_future(self._flush())  # kept: the loop holds tasks weakly
+        return await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                await self._commit(group)
+        finally:
+            self._committing = False
+
+    async def _commit(self, group: List[tuple]) -> None:
+        """Append ``group`` in one round trip (retrying on another writer's head); every
+        event's future gets its hash, or the error if the append failed."""
+        try:
             prev = self._last_head
             if prev is None:
                 prev = _text(await self.redis.get(self.head)) or GENESIS
             while True:
-                digest = _digest(prev, public)
-                fields = {**public, "details": sealed, "prev": prev, "hash": digest}
+                first, args, hashes = prev, [], []
+                for public, sealed, _ in group:
+                    digest = _digest(prev, public)
+                    fields = {**public, "details": sealed, "prev": prev, "hash": digest}
+                    args += [x for kv in fields.items() for x in kv]
+                    hashes.append(digest)
+                    prev = digest
                 current = await self._append(keys=[self.stream, self.head],
-                                             args=[prev, digest, GENESIS, *[x for kv in fields.items() for x in kv]])
+                                             args=[first, prev, GENESIS, len(fields) * 2, *args])
                 if current == 0:
-                    self._last_head = digest
-                    return digest
+                    self._last_head = prev
+                    break
                 prev = _text(current)  # another process appended first: chain onto its entry
+        except BaseException as exc:
+            self._last_head = None  # unknown now: read it again next time
+            for _, _, done in group:
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("audit append cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, _, done), digest in zip(group, hashes):
+            if not done.done():
+                done.set_result(digest)
 
     async def events(self, count: Optional[int] = None) -> List[AuditEvent]:
         """Events oldest first, details decrypted."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Optional, Text
+from typing import Any, Dict, Optional, Text
 
 from rasa.core.tracker_store import FailSafeTrackerStore, RedisTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_conversation_sessions
 
 from bot.config import settings
@@ -27,6 +28,9 @@ from bot.crypto import DecryptionError, keyring, phone_index_from_conversation
 from bot.redis_client import sync_redis
 
 logger = logging.getLogger(__name__)
+
+
+REMEMBERED_TURNS = 10_000  # conversations whose last saved user event waits to be looked at
 
 
 class TrackerUnreadable(RuntimeError):
@@ -48,6 +52,7 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         self.key_prefix = f"{cfg.redis_prefix}tracker:"
         self.holds_key = f"{cfg.redis_prefix}legal-hold"  # bot.retention.LegalHolds
         self.record_exp = float(record_exp) if record_exp else cfg.retention_conversation_days * 86400
+        self._latest_user: Dict[str, Optional[dict]] = {}  # sender -> the user event last saved
 
     def _aad(self, sender_id: Text) -> str:
         return self.key_prefix + sender_id  # the Redis key, as every sealed value's aad
@@ -89,17 +94,30 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         await self.stream_events(tracker)
         key = self.key_prefix + tracker.sender_id
         serialised = self.serialise_tracker(tracker)
-        stored = self.red.get(key)
+        index = phone_index_from_conversation(tracker.sender_id)
+        # Both reads in one round trip: this client is synchronous, Rasa's event loop waits on it.
+        with self.red.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.hexists(self.holds_key, index or "-")
+            stored, held = pipe.execute()
         if stored is not None and not self._extends(self._open_text(tracker.sender_id, stored), serialised):
             # Rasa retrieved only the last session: merge the earlier ones back in.
             merged = self._merge_trackers(self._open(tracker.sender_id, stored), tracker)
             serialised = self.serialise_tracker(merged)
         sealed = self.keyring.encrypt_text(serialised, self._aad(tracker.sender_id))
-        index = phone_index_from_conversation(tracker.sender_id)
-        if index and self.red.hexists(self.holds_key, index):  # under legal hold: no expiry
+        if index and held:  # under legal hold: no expiry
             self.red.set(key, sealed)
         else:
             self.red.set(key, sealed, ex=int(timeout or self.record_exp))
+        self._remember_latest_user_event(tracker)
+
+    def _remember_latest_user_event(self, tracker: DialogueStateTracker) -> None:
+        """Keep the user event just saved for :meth:`latest_user_event`, which the connector
+        asks for right after this save: no read back, no decryption, no JSON parsing."""
+        latest = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
+        if len(self._latest_user) >= REMEMBERED_TURNS:
+            self._latest_user.clear()
+        self._latest_user[tracker.sender_id] = latest.as_dict() if latest is not None else None
 
     async def _retrieve(self, sender_id: Text, fetch_all_sessions: bool) -> Optional[DialogueStateTracker]:
         stored = self.red.get(self.key_prefix + sender_id)
@@ -114,9 +132,12 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
     def latest_user_event(self, sender_id: Text) -> Optional[dict]:
         """The conversation's latest user event as stored (text, parse_data), or None.
 
-        Read from the JSON, without rebuilding the tracker (which replays every event): the
-        review inbox looks at every message, on the reply path.
+        Taken from the save this process just made for the message, or else read from the
+        JSON, without rebuilding the tracker (which replays every event): the review inbox
+        looks at every message, on the reply path.
         """
+        if sender_id in self._latest_user:
+            return self._latest_user.pop(sender_id)
         stored = self.red.get(self.key_prefix + sender_id)
         if stored is None:
             return None

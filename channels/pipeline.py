@@ -156,13 +156,18 @@ class InboundPipeline:
             if earlier is not None:
                 logger.info("duplicate delivery of a %s message; replaying the first answer", msg.channel)
                 return earlier
-            out = await self._process(msg, text, emergency)
+            conversation = conversation_id(self.keys, msg.channel, msg.sender)
+            out = await self._process(msg, text, emergency, conversation)
+            # The two last writes are independent: one round trip's wait for both.
+            finishing = [self.audit.record(SYSTEM, "message_sent", conversation, "ok",
+                                           {"channel": msg.channel, "replies": out})]
             if msg.message_id:
                 # A replayed request must never fetch PHI again: whoever replays a captured,
                 # signed webhook gets the answer on their HTTP connection, not on the phone.
                 phi_sent = msg.message_id in self._answered_with_phi
                 self._answered_with_phi.discard(msg.message_id)
-                await self._remember(msg, [replies.replayed_phi()] if phi_sent else out)
+                finishing.append(self._remember(msg, [replies.replayed_phi()] if phi_sent else out))
+            await asyncio.gather(*finishing)
             return out
         except Exception as exc:
             await self._release(msg)
@@ -188,28 +193,26 @@ class InboundPipeline:
     def _redirect(self, emergency: Emergency) -> str:
         return redirect_reply(emergency, self.office.phone, self.office.emergency)
 
-    async def _process(self, msg: Inbound, text: str, emergency: Optional[Emergency]) -> List[str]:
-        conversation = conversation_id(self.keys, msg.channel, msg.sender)
+    async def _process(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str) -> List[str]:
         # 4. Audit "received" (the body sealed in the event's details).
         await self.audit.record(SYSTEM, "message_received", conversation, "ok",
                                 {"channel": msg.channel, "body": text})
+        # 5. Emergencies first, whatever the consent or hand-off state (in _decide); then
+        # 6. opt-out / opt-in / HELP, deterministic, before the NLU. The keyword gate never
+        #    escalates, so its answers skip keeping the number for staff.
+        if emergency is None and msg.channel == "sms":
+            gate = await self._keywords(msg, text, conversation)
+            if gate is not None:
+                return gate
         out = await self._decide(msg, text, emergency, conversation)
         logger.debug("conversation %s answered with %d message(s)", conversation, len(out))
         await self._remember_contact(msg, conversation)
-        await self.audit.record(SYSTEM, "message_sent", conversation, "ok",
-                                {"channel": msg.channel, "replies": out})
         return out
 
     async def _decide(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str) -> List[str]:
         # 5. Emergencies: first, whatever the consent or hand-off state.
         if emergency is not None:
             return await self._emergency(msg, emergency, conversation)
-
-        # 6. Opt-out / opt-in / HELP, deterministic, before the NLU.
-        if msg.channel == "sms":
-            gate = await self._keywords(msg, text, conversation)
-            if gate is not None:
-                return gate
 
         # 7. An escalated conversation, waiting for staff or held by them: the message goes to
         #    the staff inbox and the bot is silent until staff hand it back.
@@ -360,8 +363,9 @@ class InboundPipeline:
             if state.opted_out:
                 return []  # one confirmation only, then silence
             await self.consent.record_opt_out(phone_idx, "keyword", text)  # effective before the reply
-            await self.identity.end(conversation)  # an opt-out also ends a verified session
-            await self.audit.record(SYSTEM, "consent_opt_out", conversation, "recorded", {"source": "keyword"})
+            await asyncio.gather(  # independent of each other: one round trip's wait
+                self.identity.end(conversation),  # an opt-out also ends a verified session
+                self.audit.record(SYSTEM, "consent_opt_out", conversation, "recorded", {"source": "keyword"}))
             logger.info("opt-out recorded for conversation %s", conversation)
             return [replies.opted_out(self.office)]
         if keyword == "opt_in" or (state.opted_out and is_opt_in_word(text)):

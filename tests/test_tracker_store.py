@@ -135,3 +135,15 @@ async def test_latest_user_event_is_read_from_the_stored_json(store):
     latest = store.latest_user_event("sms-abc")
     assert latest["text"] == "synthetic latest"
     assert latest["parse_data"]["intent"] == {"name": "ask_hours", "confidence": 0.42}
+    # Another process (a second Rasa server) did not save it: it reads the stored JSON instead.
+    fresh = EncryptedRedisTrackerStore(Domain.empty())
+    assert fresh.latest_user_event("sms-abc") == latest
+
+
+async def test_latest_user_event_after_a_save_costs_no_read(store, monkeypatch):
+    """The connector asks right after Rasa's save: the store answers from what it saved."""
+    tracker = _tracker("sms-def")
+    tracker.update(UserUttered("synthetic second", {"name": "ask_hours", "confidence": 0.3}))
+    await store.save(tracker)
+    monkeypatch.setattr(store.red, "get", lambda *a, **k: pytest.fail("read back what was just saved"))
+    assert store.latest_user_event("sms-def")["text"] == "synthetic second"
