@@ -295,8 +295,17 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def _cli_actor() -> str:
-    """Who ran the command, for the audit trail: the operating-system account."""
+    """Who ran the command, for the audit trail: the operating-system account, or the staff
+    member in ``PATIENTBOT_ACTOR`` (``staff:<id>``) when the console runs the command for them.
+
+    Only ``staff:`` ids are taken from the environment: anyone who can run the command could
+    set it, so it may name a console user but never pass for another kind of actor."""
     import getpass
+    import re
+
+    claimed = os.environ.get("PATIENTBOT_ACTOR", "")
+    if re.fullmatch(r"staff:[A-Za-z0-9-]{1,64}", claimed):
+        return claimed
 
     try:
         return f"admin:cli:{getpass.getuser()}"

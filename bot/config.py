@@ -93,6 +93,8 @@ class Settings:
     nlu_inbox_days: int = 30  # unreviewed inbox items (sealed) expire after this long
     rollout_margin: float = 0.01  # a new model may score at most this much below the current one
     nlu_project_dir: Path = ROOT  # where the console writes labelled examples (its data/nlu.yml)
+    model_candidate_dir: Path = ROOT / "models" / "candidate"  # the console trains candidates here, beside the live
+    evaluation_dir: Path = ROOT / "results" / "evaluation"  # the console's evaluation report (and its job log)
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -140,6 +142,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"setting {name} must be a number, got {raw!r}") from None
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """A directory setting; relative paths are relative to the checkout, as MODEL_PATH is."""
+    raw = Path(env.get(name) or default)
+    return raw if raw.is_absolute() else ROOT / raw
 
 
 def _decode_key(name: str, raw: str) -> bytes:
@@ -212,6 +220,8 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         nlu_inbox_days=_int(env, "NLU_INBOX_DAYS", 30),
         rollout_margin=_float(env, "ROLLOUT_MARGIN", 0.01),
         nlu_project_dir=Path(env.get("NLU_PROJECT_DIR", str(ROOT))),
+        model_candidate_dir=_path(env, "MODEL_CANDIDATE_DIR", ROOT / "models" / "candidate"),
+        evaluation_dir=_path(env, "EVALUATION_DIR", ROOT / "results" / "evaluation"),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         extra=dict(env),
     )

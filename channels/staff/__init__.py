@@ -3,7 +3,8 @@
 Staff sign in (password and TOTP code), see the hand-off queue live (server-sent events),
 open a conversation (the bot's transcript and the hand-off log, decrypted for them and audited
 as a PHI view), claim it (one owner at a time), reply by text through the outbound gate, add
-internal notes and hand it back to the bot. Admins also see the staff list. Access rules:
+internal notes and hand it back to the bot. Admins also see the staff list, the review
+inbox and the Model page (train, evaluate, roll out). Access rules:
 :mod:`channels.staff.auth`; pages and actions: :mod:`channels.staff.views`.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bot.config import Settings
 from bot.handoff import HandoffQueue
 from bot.staff import StaffAccounts
 from bot.staff_sessions import StaffSessions
-from channels.staff import nlu_views, views  # noqa: F401 - importing a views module declares its routes
+from channels.staff import model_views, nlu_views, views  # noqa: F401 - importing a views module declares its routes
 from channels.staff.auth import ROUTES, guard, security_headers
 from channels.staff.bot_history import BotHistory
 
@@ -59,6 +60,7 @@ def add_console(app: web.Application, cfg: Settings) -> None:
         )
 
     app.on_startup.append(start)
+    model_views.add_job_runner(app, cfg)
     for spec in ROUTES:
         app.router.add_route(spec.method, PREFIX + spec.path, spec.handler)
     app.router.add_static(PREFIX + "/static/", HERE / "static")

@@ -5,9 +5,9 @@ bot got wrong; it joins the inbox (sealed, reason ``staff_flag``). Admins see on
 label an item into an intent of domain.yml, propose a new intent for it, or discard it. Labels
 go to ``NLU_PROJECT_DIR``/data/nlu.yml through bot.nlu_data (tidy, no duplicates, no example
 in two intents, nothing the scrubber still flags). Every view and change is audited with the
-admin's id. Training and rollout stay on the command line (``patientbot train``,
-``patientbot evaluate``, ``patientbot model rollout``): they take minutes and CPU the gateway
-should not spend.
+admin's id. Training, evaluation and rollout are on the Model page
+(:mod:`channels.staff.model_views`), which runs the same commands as background jobs at low
+CPU priority.
 """
 from __future__ import annotations
 

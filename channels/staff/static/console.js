@@ -109,6 +109,22 @@
 
   function signedOut() { window.location.assign("/staff/login?reason=idle"); }
 
+  // -- the Model page: a running job's progress, polled without counting as activity -------------
+  if (page === "model" && body.dataset.jobRunning === "1") {
+    var pollJob = setInterval(function () {
+      fetch("/staff/api/model/job", {credentials: "same-origin", cache: "no-store"})
+        .then(function (r) { if (r.status === 401) { signedOut(); return null; } return r.json(); })
+        .then(function (job) {
+          if (!job) { return; }
+          if (!job.running) { clearInterval(pollJob); window.location.reload(); return; }
+          var set = function (id, text) { var node = document.getElementById(id); if (node) { node.textContent = text; } };
+          set("job-stage", job.label);
+          set("job-elapsed", Math.floor(job.elapsed_seconds / 60) + " min " + (job.elapsed_seconds % 60) + " s");
+          set("job-progress", job.progress || "\u2014");
+        });
+    }, 3000);
+  }
+
   // -- the event stream ---------------------------------------------------------------------------
   if (!window.EventSource) { say("Live updates are not supported by this browser: reload to see changes."); return; }
   var source = new EventSource("/staff/events");
