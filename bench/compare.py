@@ -117,6 +117,15 @@ class Sample:
     ok: bool
     step: int = 0  # position in the conversation script
     at: float = 0.0  # seconds since the level started, when the answer came
+    server_ms: Optional[float] = None  # the gateway's own time for it (Server-Timing), if given
+
+
+def _server_timing(header: str) -> Optional[float]:
+    """The gateway's own time from ``Server-Timing: app;dur=<ms>`` (channels/sms.py)."""
+    for part in header.split(";"):
+        if part.strip().startswith("dur="):
+            return float(part.strip()[4:])
+    return None
 
 
 class Gateway:
@@ -126,11 +135,12 @@ class Gateway:
         self.cfg = cfg
         self.url = f"http://127.0.0.1:{cfg.gateway_port}/sms/inbound"
 
-    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> bool:
+    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> Tuple[bool, Optional[float]]:
         data, headers = signed_sms(self.cfg, p.number, text)
         async with session.post(self.url, data=data, headers=headers) as resp:
             body = await resp.text()
-        return resp.status == 200 and bool(parse_twiml(body))  # every message in the script gets an answer
+        # Every message in the script gets an answer; the gateway says how long it took itself.
+        return resp.status == 200 and bool(parse_twiml(body)), _server_timing(resp.headers.get("Server-Timing", ""))
 
 
 class OurRasaDirect:
@@ -146,12 +156,12 @@ class OurRasaDirect:
         self.headers = {SECRET_HEADER: cfg.rasa_secret}
         self.keys = keys
 
-    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> bool:
+    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> Tuple[bool, Optional[float]]:
         sender = conversation_id(self.keys, "sms", p.number)  # its own patients, as the gateway would name them
         payload = {"sender": sender, "text": text, "channel": "sms", "message_id": ""}
         async with session.post(self.url, json=payload, headers=self.headers) as resp:
             body = await resp.json(content_type=None)
-        return resp.status == 200 and isinstance(body.get("messages"), list)
+        return resp.status == 200 and isinstance(body.get("messages"), list), None
 
 
 class StockRasa:
@@ -161,24 +171,24 @@ class StockRasa:
         self.url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
         self.keys = keys
 
-    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> bool:
+    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> Tuple[bool, Optional[float]]:
         # The same pseudonymous conversation id the gateway would use, so the actions find the
         # same kind of patient record and do the same work.
         sender = conversation_id(self.keys, "sms", p.number)
         async with session.post(self.url, json={"sender": sender, "message": text}) as resp:
             body = await resp.json(content_type=None)
-        return resp.status == 200 and isinstance(body, list)
+        return resp.status == 200 and isinstance(body, list), None
 
 
 async def _patient(target, session, p: Patient, samples: List[Sample], started: float) -> None:
     for step, (kind, text) in enumerate(conversation_script(p)):
         t0 = time.perf_counter()
         try:
-            ok = await target.send(session, p, text)
+            ok, server_ms = await target.send(session, p, text)
         except (aiohttp.ClientError, asyncio.TimeoutError):
-            ok = False
+            ok, server_ms = False, None
         done = time.perf_counter()
-        samples.append(Sample(kind, (done - t0) * 1000, ok, step, done - started))
+        samples.append(Sample(kind, (done - t0) * 1000, ok, step, done - started, server_ms))
 
 
 async def drive(target, patients: List[Patient]) -> Tuple[List[Sample], float]:
@@ -260,6 +270,14 @@ class Run:
     def failures(self) -> int:
         return sum(not s.ok for s in self.samples)
 
+    def throughput_of(self, kinds: Tuple[str, ...]) -> float:
+        """Messages of these kinds answered per second of the run."""
+        return sum(s.kind in kinds for s in self.samples) / self.wall
+
+    def server_ms(self, kind: str) -> List[float]:
+        """The gateway's own time (Server-Timing) for the messages of a kind."""
+        return [s.server_ms for s in self.samples if s.kind == kind and s.server_ms is not None]
+
 
 def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machine: str) -> str:
     lines = [f"# Benchmark: patientbot gateway vs stock Rasa ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
@@ -274,22 +292,30 @@ def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machi
                      f"{statistics.median(k['all']):.0f} / {pct(k['all'], .95):.0f} / {pct(k['all'], .99):.0f} | "
                      f"{cell('nlu')} | {cell('verification')} | {cell('gate')} |")
     lines += ["", "| patients | gateway / stock: median round trip (nlu) | of which our Rasa's stores "
-              "(no gateway / stock) | gateway / stock: throughput | gateway: p99 of STOP/HELP/START/emergency |",
+              "(no gateway / stock) | gateway / stock: throughput (all / reaching Rasa) | "
+              "STOP/HELP/START/emergency p99: round trip / in the gateway |",
               "|---|---|---|---|---|"]
     for level in sorted({r.level for r in runs}):
         pick = lambda name: next((r for r in runs if r.level == level and r.target == name), None)  # noqa: E731
         ours, direct, stock = pick(Gateway.name), pick(OurRasaDirect.name), pick(StockRasa.name)
+        if ours is None:
+            continue
+        gate = f"{pct(ours.by_kind['gate'], .99):.1f} ms / {pct(ours.server_ms('gate'), .99):.1f} ms"
         if direct is None or stock is None:  # --gateway-only
+            lines.append(f"| {level} | - | - | - | {gate} |")
             continue
         nlu = lambda r: statistics.median(r.by_kind["nlu"])  # noqa: E731
         lines.append(f"| {level} | {nlu(ours) / nlu(stock):.2f}x | {nlu(direct) / nlu(stock):.2f}x | "
-                     f"{ours.throughput / stock.throughput:.2f}x | {pct(ours.by_kind['gate'], .99):.1f} ms |")
+                     f"{ours.throughput / stock.throughput:.2f}x / "
+                     f"{ours.throughput_of(('nlu', 'verification')) / stock.throughput_of(('nlu', 'verification')):.2f}x"
+                     f" | {gate} |")
     lines += ["", "Peak memory (VmHWM) per process:", ""]
     lines += [f"* {name}: {mb:.0f} MB" if mb else f"* {name}: n/a" for name, mb in memory.items()]
     text = "\n".join(lines) + "\n"
     (out / "bench.md").write_text(text)
     (out / "bench.json").write_text(json.dumps([{"target": r.target, "level": r.level, "wall": r.wall,
-                                                   "samples": [[s.kind, s.ms, s.ok, s.step, s.at] for s in r.samples]}
+                                                   "samples": [[s.kind, s.ms, s.ok, s.step, s.at, s.server_ms]
+                                                               for s in r.samples]}
                                                   for r in runs]))
     if len({r.target for r in runs}) == 3:
         plot(runs, out / "bench.png")

@@ -71,6 +71,9 @@ class Settings:
     rasa_reply_timeout: float = 10.0
     rasa_max_connections: int = 16  # the gateway's kept-alive connections to its Rasa (channels.rasa_client)
     nlu_nice: int = 10  # CPU niceness of Rasa and the action server (bot.stack); 0: same as the gateway
+    # Rasa, the action server and trainings under Linux's SCHED_IDLE: they get the CPU only when
+    # the gateway and Redis do not want it, and yield it the moment either wakes (bot.stack).
+    nlu_sched_idle: bool = True
     sms_rate_limit_per_minute: int = 20
     sms_holding_after: float = 1.0
     idv_require_code: bool = False  # SMS: a one-time code after the DOB (the code goes to the same phone)
@@ -132,6 +135,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"setting {name} must be a whole number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"setting {name} must be true or false, got {raw!r}")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -201,12 +215,13 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         rasa_reply_timeout=_float(env, "RASA_REPLY_TIMEOUT", 10.0),
         rasa_max_connections=_int(env, "RASA_MAX_CONNECTIONS", 16),
         nlu_nice=_int(env, "NLU_NICE", 10),
+        nlu_sched_idle=_bool(env, "NLU_SCHED_IDLE", True),
         sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),
         sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.0),
-        idv_require_code=env.get("IDV_REQUIRE_CODE", "false").strip().lower() in ("1", "true", "yes", "on"),
+        idv_require_code=_bool(env, "IDV_REQUIRE_CODE", False),
         staff_session_idle_minutes=_int(env, "STAFF_SESSION_IDLE_MINUTES", 15),
         staff_session_max_hours=_int(env, "STAFF_SESSION_MAX_HOURS", 12),
-        staff_cookie_secure=env.get("STAFF_COOKIE_SECURE", "true").strip().lower() not in ("0", "false", "no", "off"),
+        staff_cookie_secure=_bool(env, "STAFF_COOKIE_SECURE", True),
         staff_login_max_failures=_int(env, "STAFF_LOGIN_MAX_FAILURES", 5),
         staff_lockout_minutes=_int(env, "STAFF_LOCKOUT_MINUTES", 15),
         staff_sla_minutes=_int(env, "STAFF_SLA_MINUTES", 10),

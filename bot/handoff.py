@@ -12,6 +12,7 @@ the kind of change only (never text), for the console's live view.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
@@ -41,6 +42,24 @@ if status ~= 'held' or not owner then
 end
 return {1, ARGV[1]}
 """
+# Queue a conversation, or raise its priority: one round trip. KEYS: the entry, the queue.
+# ARGV: since, reason, priority, channel, score, the priority's rank, then rank by priority
+# name pairs. Returns 1 queued, 2 raised, 0 already there at that priority or higher.
+_ESCALATE = """
+if redis.call('HSETNX', KEYS[1], 'since', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'reason', ARGV[2], 'priority', ARGV[3], 'channel', ARGV[4], 'status', 'waiting')
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
+  return 1
+end
+local current = redis.call('HGET', KEYS[1], 'priority')
+local rank = {emergency = 0, urgent = 1, normal = 2}
+if current and rank[current] and tonumber(ARGV[6]) < rank[current] then
+  redis.call('HSET', KEYS[1], 'priority', ARGV[3], 'reason', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
+  return 2
+end
+return 0
+"""
 # Keep the sealed number only on a conversation that is in the queue (never create an entry).
 _REMEMBER_CONTACT = """
 if redis.call('HEXISTS', KEYS[1], 'status') == 1 then
@@ -63,10 +82,14 @@ def _entry_time(entry_id: str) -> str:
 class HandoffQueue:
     """The staff queue of escalated conversations."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "pb:", keys: Optional[KeyRing] = None) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = "pb:", keys: Optional[KeyRing] = None,
+                 audit: Optional[AuditLog] = None) -> None:
         self.redis = client
         self.prefix = prefix
         self.keys = keys  # needed only to seal and open log entries and the contact number
+        # The process's audit writer where there is one (the gateway's): appends share its round trips.
+        self._audit_log = audit
+        self._escalate = client.register_script(_ESCALATE)
 
     def _conv_key(self, conversation: str) -> str:
         return f"{self.prefix}handoff:{conversation}"
@@ -102,29 +125,20 @@ class HandoffQueue:
         if priority not in PRIORITY:
             raise ValueError(f"unknown priority {priority!r}")
         at = at or datetime.now(timezone.utc)
-        key = self._conv_key(conversation)
         score = PRIORITY[priority] * 10**12 + at.timestamp()
-        created = await self.redis.hsetnx(key, "since", at.isoformat())
-        if created:
-            await self.redis.hset(key, mapping={
-                "reason": reason, "priority": priority, "channel": channel, "status": "waiting",
-            })
-            await self.redis.zadd(self._queue_key, {conversation: score})
-            await self._audit(actor, conversation, "queued", reason, priority)
-            await self._announce("queue", conversation)
-            return True
-        current = await self.redis.hget(key, "priority")
-        current = current.decode() if isinstance(current, bytes) else current
-        if current in PRIORITY and PRIORITY[priority] < PRIORITY[current]:
-            await self.redis.hset(key, mapping={"priority": priority, "reason": reason})
-            await self.redis.zadd(self._queue_key, {conversation: score})
-            await self._audit(actor, conversation, "raised", reason, priority)
-            await self._announce("queue", conversation)
-        return False
+        done = await self._escalate(keys=[self._conv_key(conversation), self._queue_key],
+                                    args=[at.isoformat(), reason, priority, channel, score, PRIORITY[priority],
+                                          conversation])
+        if done:
+            # An emergency's redirect waits on these: the audit and the console's signal go together.
+            await asyncio.gather(self._audit(actor, conversation, "queued" if done == 1 else "raised", reason, priority),
+                                 self._announce("queue", conversation))
+        return done == 1
 
     async def _audit(self, actor: str, conversation: str, outcome: str, reason: str, priority: str) -> None:
-        await AuditLog(self.redis, self._keys(), self.prefix).record(
-            actor, "escalated", conversation, outcome, {"reason": reason, "priority": priority})
+        if self._audit_log is None:
+            self._audit_log = AuditLog(self.redis, self._keys(), self.prefix)
+        await self._audit_log.record(actor, "escalated", conversation, outcome, {"reason": reason, "priority": priority})
 
     async def take(self, conversation: str, staff_id: str, at: Optional[datetime] = None) -> None:
         """A staff member holds the conversation: patient messages go to the inbox, the bot is silent."""
@@ -198,6 +212,16 @@ class HandoffQueue:
             if f.get("kind", "patient") == "patient":
                 out.append(f["body"])
         return out
+
+    async def post_exchange(self, conversation: str, sealed_text: str, reply: str, by: str) -> None:
+        """A patient message (already sealed by the caller) and the answer it got, in that
+        order, with one announcement: one round trip (an emergency's redirect waits on it)."""
+        key = self.inbox_key(conversation)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(key, {"body": sealed_text})
+            pipe.xadd(key, {"body": self._keys().encrypt_text(reply, key), "kind": "bot", "by": by})
+            pipe.publish(self.events_channel, json.dumps({"type": "message", "conversation": conversation}))
+            await pipe.execute()
 
     async def add_to_log(self, conversation: str, kind: str, text: str, by: str) -> str:
         """Append a staff reply, an internal note or a bot message (sealed); returns its id."""

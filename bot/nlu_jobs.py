@@ -4,7 +4,7 @@ One job at a time across every gateway instance: a Redis lock taken with ``SET N
 is refreshed while the job runs, so a gateway that dies mid-job frees it within ``lock_ttl``
 seconds and readers then see the job as interrupted. A job runs patientbot's own commands as
 subprocesses (the command lines are data: tests substitute stand-ins) at low CPU priority
-(``nice``), with ``PATIENTBOT_ACTOR`` set to the admin, so the CLI's checks, gate and audit
+(bot.stack.low_priority: SCHED_IDLE or ``nice``), with ``PATIENTBOT_ACTOR`` set to the admin, so the CLI's checks, gate and audit
 apply unchanged and name the admin (bot.cli._cli_actor).
 
 The job's state is a Redis hash of non-PHI fields only: kind, stage, times, actor, exit code,
@@ -26,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Dict, List, Optional
+from typing import Awaitable, Callable, Dict, List, Optional, Sequence
 
 from bot.config import ROOT
 from bot.nlu_train import model_file
@@ -156,11 +156,11 @@ Finished = Callable[[Dict], Awaitable[None]]
 class JobRunner:
     """Runs jobs in this process; at most one at a time anywhere (JobStore's lock)."""
 
-    def __init__(self, store: JobStore, log_path: Path, nice: int = 10, flush_every: float = 2.0,
+    def __init__(self, store: JobStore, log_path: Path, priority: Sequence[str] = (), flush_every: float = 2.0,
                  cwd: Path = ROOT) -> None:
         self.store = store
         self.log_path = log_path
-        self.nice = nice
+        self.priority = list(priority)  # command prefix lowering the CPU priority (bot.stack.low_priority)
         self.flush_every = flush_every
         self.cwd = cwd
         self.task: Optional[asyncio.Task] = None
@@ -232,7 +232,7 @@ class JobRunner:
             await self.store.update(job_id, {**state, "updated": f"{time.time():.0f}", "lines": json.dumps(lines)})
 
     async def _step(self, step: Step, actor: str, state: Dict[str, str], lines: List[str], log) -> int:
-        argv = (["nice", "-n", str(self.nice)] if self.nice > 0 else []) + step.argv
+        argv = self.priority + step.argv
         env = {**os.environ, "PATIENTBOT_ACTOR": actor, "PYTHONUNBUFFERED": "1"}
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=str(self.cwd), env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -19,6 +19,7 @@ checks signatures against the one ``PUBLIC_BASE_URL`` (the load balancer's addre
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,15 @@ from bot.nlu_train import train_command
 from bot.training import is_current, model_path, rasa_bin, rasa_env
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def low_priority(cfg: Settings) -> List[str]:
+    """The command prefix for CPU-heavy work beside the gateway (Rasa, the action server,
+    trainings): SCHED_IDLE where Linux offers it (``NLU_SCHED_IDLE``; a process waking in the
+    gateway or Redis takes the CPU from it at once), else niceness ``NLU_NICE``."""
+    if cfg.nlu_sched_idle and sys.platform.startswith("linux") and shutil.which("chrt"):
+        return ["chrt", "--idle", "0"]
+    return ["nice", "-n", str(cfg.nlu_nice)] if cfg.nlu_nice else []
 
 
 class StackError(RuntimeError):
@@ -125,7 +135,7 @@ class Stack:
         py = sys.executable
         # The NLU path (Rasa, actions) runs at a lower CPU priority than the gateway: on a busy
         # machine STOP, HELP and emergencies must not wait behind Rasa's CPU work either.
-        nice = ["nice", "-n", str(self.cfg.nlu_nice)] if self.cfg.nlu_nice else []
+        nice = low_priority(self.cfg)
         return {
             inst.name("actions"): [*nice, py, "-m", "channels.action_server"],
             inst.name("rasa"): [

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from bot import phi, replies
 from bot.audit import SYSTEM, AuditLog
-from bot.consent import ConsentRegistry
+from bot.consent import ConsentRegistry, ConsentState
 from bot.crypto import KeyRing, conversation_id, phone_index
 from bot.handoff import HandoffQueue
 from bot.keywords import classify_keyword, is_opt_in_word
@@ -50,6 +50,18 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_TTL_SECONDS = 48 * 3600  # providers retry for up to a day; keep twice that
 PENDING = "pending"
 MAX_TEXT_CHARS = 1600  # longest SMS concatenation carriers deliver
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _admitted() -> bool:
+    return True
+
+
+class RateLimited(Exception):
+    """The sender is over its rate limit; nothing was processed (the channel answers 429)."""
 
 
 class RetryLater(Exception):
@@ -93,8 +105,8 @@ class InboundPipeline:
         self.office = office
         self.prefix = prefix
         self.consent = ConsentRegistry(redis, keys, prefix)
-        self.handoff = HandoffQueue(redis, prefix, keys)
         self.audit = AuditLog(redis, keys, prefix)
+        self.handoff = HandoffQueue(redis, prefix, keys, self.audit)
         self.outbound = OutboundGate(self.consent, self.audit)  # for what the gateway sends by API
         self._late: Set[asyncio.Future] = set()
         self._answered_with_phi: Set[str] = set()  # message ids whose answer carried PHI
@@ -142,33 +154,50 @@ class InboundPipeline:
         await self.redis.set(key, sealed, ex=IDEMPOTENCY_TTL_SECONDS)
 
     # -- the whole path ---------------------------------------------------------------------
-    async def handle(self, msg: Inbound) -> List[str]:
+    async def handle(self, msg: Inbound, admit: Optional[Callable[[], Awaitable[bool]]] = None) -> List[str]:
         """Process one authenticated, normalised message; return the texts to send back.
 
         Raises :class:`RetryLater` when a consent change could not be recorded: the provider
         must retry rather than the patient be told an opt-out happened that did not.
+        ``admit`` is the channel's rate limit (3.), counted in the same round trip as the
+        claim; :class:`RateLimited` is raised, with nothing processed, when it says no.
         """
         text = clean_text(msg.text)
         # Pure and in-process: known before any I/O, so it survives a Redis or Rasa outage.
         emergency = detect_emergency(text) if text else None
         try:
-            earlier = await self._claim(msg) if msg.message_id else None
+            # The rate limit and the keyword gate's consent read go beside the claim.
+            gated = emergency is None and msg.channel == "sms"
+            phone_idx = phone_index(self.keys, msg.sender) if gated else ""
+            earlier, admitted, consent = await asyncio.gather(
+                self._claim(msg) if msg.message_id else _nothing(),
+                admit() if admit is not None else _admitted(),
+                self.consent.state(phone_idx) if gated else _nothing())
+            if not admitted:
+                if earlier is None:  # this delivery claimed the id: let the provider's retry in
+                    await self._release(msg)
+                raise RateLimited()
             if earlier is not None:
                 logger.info("duplicate delivery of a %s message; replaying the first answer", msg.channel)
                 return earlier
             conversation = conversation_id(self.keys, msg.channel, msg.sender)
-            out = await self._process(msg, text, emergency, conversation)
-            # The two last writes are independent: one round trip's wait for both.
-            finishing = [self.audit.record(SYSTEM, "message_sent", conversation, "ok",
-                                           {"channel": msg.channel, "replies": out})]
+            # Writes that need not come before the answer is decided, only before it is given,
+            # collected on the way and made side by side at the end: one round trip's wait.
+            finishing: List[Callable[[], Awaitable]] = []
+            out = await self._process(msg, text, emergency, conversation, consent, phone_idx, finishing)
+            finishing.append(lambda: self.audit.record(SYSTEM, "message_sent", conversation, "ok",
+                                                       {"channel": msg.channel, "replies": out}))
             if msg.message_id:
                 # A replayed request must never fetch PHI again: whoever replays a captured,
                 # signed webhook gets the answer on their HTTP connection, not on the phone.
                 phi_sent = msg.message_id in self._answered_with_phi
                 self._answered_with_phi.discard(msg.message_id)
-                finishing.append(self._remember(msg, [replies.replayed_phi()] if phi_sent else out))
-            await asyncio.gather(*finishing)
+                remembered = [replies.replayed_phi()] if phi_sent else out
+                finishing.append(lambda: self._remember(msg, remembered))
+            await asyncio.gather(*(write() for write in finishing))
             return out
+        except RateLimited:
+            raise
         except Exception as exc:
             await self._release(msg)
             if emergency:  # whatever failed, a person in danger still gets the redirect
@@ -193,20 +222,27 @@ class InboundPipeline:
     def _redirect(self, emergency: Emergency) -> str:
         return redirect_reply(emergency, self.office.phone, self.office.emergency)
 
-    async def _process(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str) -> List[str]:
-        # 4. Audit "received" (the body sealed in the event's details).
-        await self.audit.record(SYSTEM, "message_received", conversation, "ok",
-                                {"channel": msg.channel, "body": text})
+    async def _process(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str,
+                       consent: Optional[ConsentState], phone_idx: str,
+                       finishing: List[Callable[[], Awaitable]]) -> List[str]:
+        # 4. Audit "received" (the body sealed in the event's details): the first event of the
+        #    message in the audit trail, written before anything the message causes.
+        def received() -> Awaitable:
+            return self.audit.record(SYSTEM, "message_received", conversation, "ok",
+                                     {"channel": msg.channel, "body": text})
+
         # 5. Emergencies first, whatever the consent or hand-off state (in _decide); then
-        # 6. opt-out / opt-in / HELP, deterministic, before the NLU. The keyword gate never
-        #    escalates, so its answers skip keeping the number for staff.
-        if emergency is None and msg.channel == "sms":
-            gate = await self._keywords(msg, text, conversation)
+        # 6. opt-out / opt-in / HELP, deterministic, before the NLU (on SMS: ``consent`` was read
+        #    for it). The keyword gate never escalates: its answers keep no number for staff.
+        if consent is not None:
+            gate = await self._keywords(msg, text, conversation, phone_idx, consent, finishing, received)
             if gate is not None:
                 return gate
+        await received()
         out = await self._decide(msg, text, emergency, conversation)
         logger.debug("conversation %s answered with %d message(s)", conversation, len(out))
-        await self._remember_contact(msg, conversation)
+        if emergency is None:  # an emergency's follow-up keeps the number itself (_emergency)
+            await self._remember_contact(msg, conversation)
         return out
 
     async def _decide(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str) -> List[str]:
@@ -342,42 +378,54 @@ class InboundPipeline:
         logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
                        emergency.category, emergency.rule, conversation)
         redirect = self._redirect(emergency)
-        try:
+        async def queue_for_staff() -> None:
             await self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency")
-            await self.audit.record(SYSTEM, "emergency_redirect", conversation, "redirected",
-                                    {"category": emergency.category, "rule": emergency.rule})
+            await self._remember_contact(msg, conversation)  # so staff can text back
+
+        try:
+            # Side by side, so the redirect waits for about one round trip, not one per write.
             # The staff member following up sees what the patient wrote and what they were told.
-            await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(
-                clean_text(msg.text), self.handoff.inbox_key(conversation)))
-            await self.handoff.add_to_log(conversation, "bot", redirect, SYSTEM)
+            await asyncio.gather(
+                queue_for_staff(),
+                self.audit.record(SYSTEM, "emergency_redirect", conversation, "redirected",
+                                  {"category": emergency.category, "rule": emergency.rule}),
+                self.handoff.post_exchange(conversation, self.keys.encrypt_text(
+                    clean_text(msg.text), self.handoff.inbox_key(conversation)), redirect, SYSTEM))
         except RedisError:
             logger.exception("could not queue the emergency follow-up for conversation %s", conversation)
         return [redirect]
 
-    async def _keywords(self, msg: Inbound, text: str, conversation: str) -> Optional[List[str]]:
-        """The keyword gate's answer, or None to let the message go on to the bot."""
-        phone_idx = phone_index(self.keys, msg.sender)
-        state = await self.consent.state(phone_idx)
+    async def _keywords(self, msg: Inbound, text: str, conversation: str, phone_idx: str, state: ConsentState,
+                        finishing: List[Callable[[], Awaitable]],
+                        received: Callable[[], Awaitable]) -> Optional[List[str]]:
+        """The keyword gate's answer, or None to let the message go on to the bot (the caller
+        then records ``received``). The gate's answers are known before any write, so the
+        "received" event goes beside the consent change, or with the last writes when nothing
+        changes; the consent change is made before the answer, its audit event and the end of
+        a verified session go with the last writes, still before the answer is sent."""
         keyword = classify_keyword(text)
-        if keyword == "opt_out":
-            if state.opted_out:
-                return []  # one confirmation only, then silence
-            await self.consent.record_opt_out(phone_idx, "keyword", text)  # effective before the reply
-            await asyncio.gather(  # independent of each other: one round trip's wait
-                self.identity.end(conversation),  # an opt-out also ends a verified session
-                self.audit.record(SYSTEM, "consent_opt_out", conversation, "recorded", {"source": "keyword"}))
+        if keyword == "opt_out" and not state.opted_out:
+            # Effective before the reply; the "received" event is chained first either way.
+            await asyncio.gather(received(), self.consent.record_opt_out(phone_idx, "keyword", text))
+            finishing.append(lambda: self.audit.record(SYSTEM, "consent_opt_out", conversation, "recorded",
+                                                       {"source": "keyword"}))
+            finishing.append(lambda: self.identity.end(conversation))  # an opt-out also ends a verified session
             logger.info("opt-out recorded for conversation %s", conversation)
             return [replies.opted_out(self.office)]
         if keyword == "opt_in" or (state.opted_out and is_opt_in_word(text)):
-            await self.consent.record_opt_in(phone_idx, "keyword", text)
-            await self.audit.record(SYSTEM, "consent_opt_in", conversation, "recorded", {"source": "keyword"})
+            await asyncio.gather(received(), self.consent.record_opt_in(phone_idx, "keyword", text))
+            finishing.append(lambda: self.audit.record(SYSTEM, "consent_opt_in", conversation, "recorded",
+                                                       {"source": "keyword"}))
             logger.info("opt-in recorded for conversation %s", conversation)
             return [replies.opted_in(self.office)]
         if state.opted_out:
-            return []  # no message of any kind until the number opts back in
-        if keyword == "help":
-            return [replies.help_text(self.office)]
-        return None
+            answer: List[str] = []  # no message of any kind until the number opts back in (a second STOP too)
+        elif keyword == "help":
+            answer = [replies.help_text(self.office)]
+        else:
+            return None
+        finishing.insert(0, received)  # nothing changes: the event goes with the last writes
+        return answer
 
     def egress_guard(self, conversation: str, bot_replies: List[BotReply], verified: bool) -> List[str]:
         """Drop (and log as an incident) any reply whose class the conversation may not get."""

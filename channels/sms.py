@@ -11,6 +11,7 @@ is split at sentence or word boundaries.
 from __future__ import annotations
 
 import logging
+import time
 import re
 from typing import List
 
@@ -22,7 +23,7 @@ from bot.audit import SYSTEM
 from bot.crypto import phone_index
 from bot.phone import InvalidPhoneNumber, to_e164
 from bot.safety import detect_emergency, redirect_reply
-from channels.pipeline import Inbound, RetryLater, clean_text
+from channels.pipeline import Inbound, RateLimited, RetryLater, clean_text
 from channels.rate_limit import RateLimiter
 from channels.sms_sender import STATUS_PATH, SendFailed, SmsSender
 from channels.twilio_signature import is_valid_signature
@@ -65,6 +66,15 @@ async def _audit(request: web.Request, action: str, outcome: str, subject: str =
 
 
 async def inbound(request: web.Request) -> web.Response:
+    """``POST /sms/inbound``. The answer carries ``Server-Timing: app;dur=<ms>``, the time spent
+    in this handler, so a load test can tell the gateway's time from its own (bench/)."""
+    started = time.perf_counter()
+    response = await _inbound(request)
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return response
+
+
+async def _inbound(request: web.Request) -> web.Response:
     cfg = request.app["settings"]
     pipeline = request.app["pipeline"]
     try:
@@ -86,22 +96,22 @@ async def inbound(request: web.Request) -> web.Response:
     body = str(form.get("Body", ""))
     try:  # the blind index needs the keys, which live in Redis too
         sender_idx = phone_index(pipeline.keys, sender)
-        allowed = await RateLimiter(pipeline.redis, cfg.redis_prefix, cfg.sms_rate_limit_per_minute).allow(sender_idx)
     except RedisError:
-        sender_idx, allowed = "", True  # the pipeline fails closed on the same outage; don't add a second answer
-    if not allowed:
+        sender_idx = ""  # the pipeline fails closed on the same outage; don't add a second answer
+    limiter = RateLimiter(pipeline.redis, cfg.redis_prefix, cfg.sms_rate_limit_per_minute)
+
+    message = Inbound(channel="sms", sender=sender, text=body, message_id=str(form.get("MessageSid", "")),
+                      media=_media_count(form.get("NumMedia", "0")))
+    try:
+        replies = await pipeline.handle(message, admit=(lambda: limiter.allow(sender_idx)) if sender_idx else None)
+    except RetryLater:
+        return web.Response(status=503, text="temporarily unavailable, retry", headers={"Retry-After": "5"})
+    except RateLimited:
         emergency = detect_emergency(clean_text(body))
         await _audit(request, "rate_limited", "emergency_redirected" if emergency else "refused", sender_idx)
         if emergency:
             return twiml([redirect_reply(emergency, pipeline.office.phone, pipeline.office.emergency)])
         return web.Response(status=429, text="too many messages, slow down", headers={"Retry-After": "60"})
-
-    message = Inbound(channel="sms", sender=sender, text=body, message_id=str(form.get("MessageSid", "")),
-                      media=_media_count(form.get("NumMedia", "0")))
-    try:
-        replies = await pipeline.handle(message)
-    except RetryLater:
-        return web.Response(status=503, text="temporarily unavailable, retry", headers={"Retry-After": "5"})
     return twiml(replies)
 
 

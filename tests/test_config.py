@@ -176,3 +176,19 @@ def test_a_key_provider_plugs_in_by_name():
     provider = key_provider(plugged)
     assert type(provider).__name__ == "_TransitStandIn" and provider.kek_id == "transit1"
     assert provider.unwrap(provider.wrap(b"k" * 32, "dek:x"), "dek:x") == b"k" * 32
+
+
+def test_nlu_cpu_priority_setting():
+    """SCHED_IDLE by default on Linux; NLU_SCHED_IDLE=false falls back to NLU_NICE; a typo is refused."""
+    import shutil
+    import sys
+
+    from bot.stack import low_priority
+
+    default = low_priority(load_settings(_required()))
+    if sys.platform.startswith("linux") and shutil.which("chrt"):
+        assert default == ["chrt", "--idle", "0"]
+    assert low_priority(load_settings({**_required(), "NLU_SCHED_IDLE": "false"})) == ["nice", "-n", "10"]
+    assert low_priority(load_settings({**_required(), "NLU_SCHED_IDLE": "off", "NLU_NICE": "0"})) == []
+    with pytest.raises(ConfigError, match="NLU_SCHED_IDLE"):
+        load_settings({**_required(), "NLU_SCHED_IDLE": "idle"})

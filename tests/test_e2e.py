@@ -186,6 +186,16 @@ def test_services_listen_on_loopback_only(stack):
         assert set(addresses) <= loopback, (port, addresses)
 
 
+def test_rasa_and_actions_yield_the_cpu_to_the_gateway(stack):
+    """Rasa and the action server run under SCHED_IDLE (NLU_SCHED_IDLE, on by default): when the
+    gateway or Redis wake, Linux gives them the CPU at once, so safety answers never queue
+    behind the NLU's CPU work. The gateway keeps the normal policy."""
+    import os
+
+    policy = {name: os.sched_getscheduler(stack.running(name)) for name in ("rasa", "actions", "gateway")}
+    assert policy == {"rasa": os.SCHED_IDLE, "actions": os.SCHED_IDLE, "gateway": os.SCHED_OTHER}, policy
+
+
 def test_nothing_readable_in_redis_or_logs(stack):
     text(stack, "my dob is 01/01/1980 and my name is Alex Demopatient")
     needles = ["5550100101", "555-010-0101", "Alex", "Demopatient", "1980-01-01", "01/01/1980",

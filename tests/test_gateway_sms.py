@@ -179,6 +179,15 @@ async def test_rate_limit_answers_429_and_audits_but_still_redirects_emergencies
     assert ("rate_limited", "emergency_redirected") in await _audit_actions(cfg)
     other = await post(client, cfg, sms("hi", _sid(99), sender="+15550100122"))  # per sender
     assert other.status == 200
+    # The refused message was not kept as seen: the provider's retry in the next minute is answered.
+    import time as real_time
+
+    from channels import rate_limit
+
+    later = real_time.time() + 2 * rate_limit.WINDOW_SECONDS
+    monkeypatch.setattr(rate_limit.time, "time", lambda: later)
+    retry = await post(client, cfg, sms("one more", _sid(limit)))
+    assert retry.status == 200 and len(stub.calls) == limit + 2
 
 
 async def test_media_is_not_processed_and_the_patient_is_told(gateway):

@@ -12,6 +12,7 @@ import redis
 
 from actions.common import services
 from actions.faq import ActionAnswerFaq
+from bot.audit import AuditLog
 from bot.config import load_settings
 from bot.crypto import DecryptionError, conversation_id, keyring
 from bot.handoff import HandoffQueue
@@ -103,3 +104,27 @@ async def test_a_verified_patient_asking_about_test_results_is_escalated(setting
     d = await run_action(ActionAnswerFaq(), tracker_for(conv, "ask_test_results"))
     assert "portal" in d.messages[0]["text"] and "staff" in d.messages[1]["text"]
     assert (await services().handoff.entry(conv))["reason"] == "test_results"
+
+
+async def test_escalation_queues_once_and_a_higher_priority_raises_it(queue, settings_env):
+    prefix = settings_env["REDIS_PREFIX"]
+    assert await queue.escalate("sms-p", "sms", "reschedule", "normal") is True
+    assert await queue.escalate("sms-p", "sms", "patient_request", "normal") is False  # already waiting
+    assert (await queue.entry("sms-p"))["reason"] == "reschedule"
+    assert await queue.escalate("sms-p", "sms", "emergency_follow_up", "emergency") is False
+    entry = await queue.entry("sms-p")
+    assert (entry["priority"], entry["reason"], entry["status"]) == ("emergency", "emergency_follow_up", "waiting")
+    assert await queue.escalate("sms-p", "sms", "patient_request", "urgent") is False  # never lowered
+    assert (await queue.entry("sms-p"))["priority"] == "emergency"
+    score = await queue.redis.zscore(f"{prefix}handoff:queue", "sms-p")
+    assert score < 10**12  # sorts with the emergencies, ahead of every routine request
+    events = [e for e in await AuditLog(queue.redis, queue.keys, prefix).events() if e.subject == "sms-p"]
+    assert [(e.outcome, e.details["priority"]) for e in events] == [("queued", "normal"), ("raised", "emergency")]
+
+
+async def test_a_patient_message_and_its_answer_are_logged_in_order(queue):
+    await queue.escalate("sms-q", "sms", "emergency_follow_up", "emergency")
+    sealed = queue.keys.encrypt_text("patient words (synthetic)", queue.inbox_key("sms-q"))
+    await queue.post_exchange("sms-q", sealed, "call 911 (synthetic answer)", "system:gateway")
+    assert [(e["kind"], e["text"]) for e in await queue.log("sms-q")] == [
+        ("patient", "patient words (synthetic)"), ("bot", "call 911 (synthetic answer)")]

@@ -104,7 +104,7 @@ STAND_IN_TRAINING = (
 
 async def test_runner_publishes_stage_progress_and_safe_lines_only(rc, prefix, tmp_path):
     store = JobStore(rc, prefix)
-    runner = JobRunner(store, tmp_path / "job.log", nice=5, flush_every=0.2)
+    runner = JobRunner(store, tmp_path / "job.log", priority=["nice", "-n", "5"], flush_every=0.2)
     finished = []
 
     async def on_finish(state):
@@ -132,7 +132,7 @@ async def test_runner_publishes_stage_progress_and_safe_lines_only(rc, prefix, t
 
 async def test_one_job_at_a_time_and_a_failing_step_ends_it(rc, prefix, tmp_path):
     store = JobStore(rc, prefix)
-    first, second = (JobRunner(store, tmp_path / "job.log", nice=0, flush_every=0.2) for _ in range(2))
+    first, second = (JobRunner(store, tmp_path / "job.log", priority=(), flush_every=0.2) for _ in range(2))
     gate = tmp_path / "go"
     waiting = _py(f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)")
     assert await first.start("train", [Step("checking", waiting)], "staff:a")
@@ -154,7 +154,7 @@ async def test_one_job_at_a_time_and_a_failing_step_ends_it(rc, prefix, tmp_path
 
 async def test_a_stopped_or_dead_gateway_leaves_the_job_interrupted_and_the_lock_free(rc, prefix, tmp_path):
     store = JobStore(rc, prefix, lock_ttl=2)
-    runner = JobRunner(store, tmp_path / "job.log", nice=0, flush_every=0.2)
+    runner = JobRunner(store, tmp_path / "job.log", priority=(), flush_every=0.2)
     marker = tmp_path / "still-running"
     child = f"import time\nfor _ in range(200):\n    open({str(marker)!r}, 'a').write('.'); time.sleep(0.05)"
     assert await runner.start("train", [Step("checking", _py(child))], "staff:a")
@@ -173,7 +173,7 @@ async def test_a_stopped_or_dead_gateway_leaves_the_job_interrupted_and_the_lock
     await rc.expire(store.lock, 1)
     await asyncio.sleep(1.3)
     assert (await store.state())["stage"] == "interrupted"
-    other = JobRunner(store, tmp_path / "job2.log", nice=0)
+    other = JobRunner(store, tmp_path / "job2.log", priority=())
     assert await other.start("rollback", [Step("rolling back", _py("pass"))], "staff:b")
     assert (await _until_ended(store))["stage"] == "done"
     await runner.stop()  # the stale job ending late does not overwrite the newer job's state

@@ -281,10 +281,13 @@ async def test_gate_events_are_audited_in_an_intact_chain_without_clear_text(gat
     audit = AuditLog(rc, keys, cfg.redis_prefix)
     events = [e for e in await audit.events() if e.action != "configuration_recorded"]  # start-up's
     actions = [e.action for e in events]
-    assert actions[:4] == ["message_received", "escalated", "emergency_redirect", "message_sent"]
-    assert "consent_opt_out" in actions and all(e.subject == conv and e.actor for e in events)
-    assert events[1].details == {"reason": "emergency_follow_up", "priority": "emergency"}
-    assert events[2].details["category"] in ("unconscious", "breathing")
+    # The redirect is recorded first; the escalation's event follows its queue write.
+    assert actions[:4] == ["message_received", "emergency_redirect", "escalated", "message_sent"]
+    # The STOP: "received" first, though it is written beside the consent change.
+    assert actions[4:] == ["message_received", "consent_opt_out", "message_sent"]
+    assert all(e.subject == conv and e.actor for e in events)
+    assert events[2].details == {"reason": "emergency_follow_up", "priority": "emergency"}
+    assert events[1].details["category"] in ("unconscious", "breathing")
     assert await audit.verify() is None
     raw = b"".join(v for _, f in redis_sync.xrange(f"{cfg.redis_prefix}audit") for v in f.values())
     assert b"collapsed" not in raw and b"husband" not in raw and SENDER[2:].encode() not in raw

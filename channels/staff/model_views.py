@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.nlu_jobs import TERMINAL, JobRunner, JobStore, rollback_steps, rollout_steps, training_steps
 from bot.nlu_models import ModelRegistry, gate, running_models
 from bot.nlu_train import file_sha256, model_file
+from bot.stack import low_priority
 from channels.staff.auth import current_session, current_staff, route
 from channels.staff.views import _flash, _render, _services
 
@@ -37,7 +38,7 @@ def add_job_runner(app: web.Application, cfg) -> None:
 
     async def start(app: web.Application) -> None:
         app["model_jobs"] = JobRunner(JobStore(app["redis"], cfg.redis_prefix), cfg.evaluation_dir / "console-job.log",
-                                      nice=cfg.nlu_nice)
+                                      priority=low_priority(cfg))
 
     async def stop(app: web.Application) -> None:
         if "model_jobs" in app:
