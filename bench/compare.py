@@ -307,7 +307,8 @@ def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machi
         nlu = lambda r: statistics.median(r.by_kind["nlu"])  # noqa: E731
         lines.append(f"| {level} | {nlu(ours) / nlu(stock):.2f}x | {nlu(direct) / nlu(stock):.2f}x | "
                      f"{ours.throughput / stock.throughput:.2f}x / "
-                     f"{ours.throughput_of(('nlu', 'verification')) / stock.throughput_of(('nlu', 'verification')):.2f}x"
+                     # Messages Rasa processed per second: all of stock's, our nlu and verification ones.
+                     f"{ours.throughput_of(('nlu', 'verification')) / stock.throughput:.2f}x"
                      f" | {gate} |")
     lines += ["", "Peak memory (VmHWM) per process:", ""]
     lines += [f"* {name}: {mb:.0f} MB" if mb else f"* {name}: n/a" for name, mb in memory.items()]

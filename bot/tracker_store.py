@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa.core.tracker_store import FailSafeTrackerStore, RedisTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import UserUttered
-from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_conversation_sessions
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME as ACTION_SESSION_START
+from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.config import settings
 from bot.crypto import DecryptionError, keyring, phone_index_from_conversation
@@ -66,21 +67,39 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
             raise TrackerUnreadable(f"tracker for conversation {sender_id} cannot be read") from None
 
     @staticmethod
-    def _extends(stored_text: str, serialised: str) -> bool:
-        """True if the new tracker holds every stored event, in order (one session: the usual case).
+    def _last_session_start(events: List[dict]) -> int:
+        """Index of the last ``action_session_start`` (0 if none): where Rasa's last session begins."""
+        for i in range(len(events) - 1, -1, -1):
+            if events[i].get("event") == "action" and events[i].get("name") == ACTION_SESSION_START:
+                return i
+        return 0
 
-        Comparing the events as JSON is far cheaper than Rasa's merge, which rebuilds both
-        trackers by replaying every event (its cost grew with the conversation's length).
+    @classmethod
+    def _merged_events(cls, stored_text: str, serialised: str) -> Optional[List[dict]]:
+        """The events to store, worked out on the JSON; None if Rasa's merge must do it.
+
+        Rasa saves the tracker it retrieved: the last session only (``_retrieve``). So the new
+        events continue the stored ones either from the start (one session) or from the stored
+        tracker's last session start (the earlier events, at least the session's metadata
+        slot that Rasa sets just before it, are kept in front). Rasa's own merge gives the
+        same result but replays every event of both trackers, on every message.
         """
         try:
             prior = json.loads(stored_text)["events"]
         except (ValueError, KeyError, TypeError):
-            return False
+            return None
         new = json.loads(serialised)["events"]
-        return new[:len(prior)] == prior
+        if new[:len(prior)] == prior:
+            return new
+        start = cls._last_session_start(prior)
+        if start and new[:len(prior) - start] == prior[start:]:
+            return prior[:start] + new
+        return None
 
     def _open(self, sender_id: Text, stored: Any) -> DialogueStateTracker:
-        text = self._open_text(sender_id, stored)
+        return self._tracker(sender_id, self._open_text(sender_id, stored))
+
+    def _tracker(self, sender_id: Text, text: str) -> DialogueStateTracker:
         try:
             tracker = self.deserialise_tracker(sender_id, text)
         except ValueError as exc:
@@ -100,10 +119,13 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
             pipe.get(key)
             pipe.hexists(self.holds_key, index or "-")
             stored, held = pipe.execute()
-        if stored is not None and not self._extends(self._open_text(tracker.sender_id, stored), serialised):
-            # Rasa retrieved only the last session: merge the earlier ones back in.
-            merged = self._merge_trackers(self._open(tracker.sender_id, stored), tracker)
-            serialised = self.serialise_tracker(merged)
+        if stored is not None:
+            # Rasa retrieved only the last session: the earlier events go back in front.
+            events = self._merged_events(self._open_text(tracker.sender_id, stored), serialised)
+            if events is None:  # not a plain continuation: Rasa's own (slow) merge
+                serialised = self.serialise_tracker(self._merge_trackers(self._open(tracker.sender_id, stored), tracker))
+            elif len(events) != len(tracker.events):
+                serialised = json.dumps({**json.loads(serialised), "events": events})
         sealed = self.keyring.encrypt_text(serialised, self._aad(tracker.sender_id))
         if index and held:  # under legal hold: no expiry
             self.red.set(key, sealed)
@@ -123,11 +145,19 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         stored = self.red.get(self.key_prefix + sender_id)
         if stored is None:
             return None
-        tracker = self._open(sender_id, stored)
-        if fetch_all_sessions:
-            return tracker
-        sessions = get_trackers_for_conversation_sessions(tracker)
-        return tracker if len(sessions) <= 1 else sessions[-1]
+        text = self._open_text(sender_id, stored)
+        if not fetch_all_sessions:
+            # Rasa works on the last session (from its action_session_start on), as
+            # get_trackers_for_conversation_sessions would cut it; cut on the JSON instead, so
+            # the events are replayed once rather than for the whole tracker and again per session.
+            try:
+                doc = json.loads(text)
+                start = self._last_session_start(doc["events"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                start = 0  # _tracker below reports what is wrong with it
+            if start:
+                text = json.dumps({**doc, "events": doc["events"][start:]})
+        return self._tracker(sender_id, text)
 
     def latest_user_event(self, sender_id: Text) -> Optional[dict]:
         """The conversation's latest user event as stored (text, parse_data), or None.

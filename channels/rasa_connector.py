@@ -28,12 +28,13 @@ from rasa.shared.core.events import BotUttered, UserUttered
 
 from bot.logging_setup import guard_all_handlers
 from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
-from channels import model_endpoint
+from channels import model_endpoint, rasa_speedups
 from channels.nlu_capture import capture_latest_turn
 from channels.rasa_client import SECRET_HEADER
 
 logger = logging.getLogger(__name__)
 guard_all_handlers()  # Rasa has configured its logging by the time it loads this channel
+rasa_speedups.install()
 
 DEFAULT_CLASS = "public"
 

@@ -38,32 +38,51 @@ async def test_round_trip_and_nothing_readable_at_rest(store, redis_sync, prefix
     assert 0 < redis_sync.ttl(key) <= 90 * 24 * 3600
 
 
-async def test_earlier_sessions_are_kept_and_one_session_skips_the_merge(store, redis_sync, prefix, monkeypatch):
-    """Rasa retrieves only the last session; saving must keep the earlier ones. A tracker of one
-    session is saved without Rasa's merge (which replays every event)."""
-    from rasa.shared.core.events import SessionStarted
+async def test_earlier_sessions_are_kept_without_rasas_merge(store, redis_sync, prefix, monkeypatch):
+    """Rasa retrieves only the last session; saving must keep the earlier ones. A continuation
+    (always, under the conversation lock) is merged on the JSON, without Rasa's merge, which
+    replays every event of both trackers; anything else still goes through Rasa's merge."""
+    from rasa.shared.core.events import SessionStarted, SlotSet
 
-    tracker = _tracker("sms-abc")
     merges = []
     real_merge = store._merge_trackers
     monkeypatch.setattr(store, "_merge_trackers", lambda a, b: merges.append(1) or real_merge(a, b))
-    await store.save(tracker)
-    tracker.update(ActionExecuted("action_listen"))
-    tracker.update(UserUttered("synthetic second message", {"name": "greet", "confidence": 1.0}))
-    await store.save(tracker)
-    assert merges == []  # the usual case: the stored events are a prefix of the new ones
+    # As Rasa starts a conversation: the session's metadata slot, then action_session_start.
+    tracker = DialogueStateTracker("sms-abc", slots=[])
+    tracker.update(SlotSet("session_started_metadata", {"channel": "sms"}))
     tracker.update(ActionExecuted("action_session_start"))
     tracker.update(SessionStarted())
-    tracker.update(UserUttered("synthetic next-session message", {"name": "greet", "confidence": 1.0}))
+    tracker.update(ActionExecuted("action_listen"))
+    tracker.update(UserUttered(SECRET_TEXT, {"name": "greet", "confidence": 1.0}))
     await store.save(tracker)
+    retrieved = await store.retrieve("sms-abc")  # from action_session_start on, like Rasa's split
+    assert retrieved.events[0] == ActionExecuted("action_session_start")
+    retrieved.update(ActionExecuted("action_listen"))
+    retrieved.update(UserUttered("synthetic second message", {"name": "greet", "confidence": 1.0}))
+    await store.save(retrieved)
+    retrieved = await store.retrieve("sms-abc")
+    retrieved.update(ActionExecuted("action_session_start"))  # a new session in the same conversation
+    retrieved.update(SessionStarted())
+    retrieved.update(UserUttered("synthetic next-session message", {"name": "greet", "confidence": 1.0}))
+    await store.save(retrieved)
     last_session = await store.retrieve("sms-abc")
     assert [e.text for e in last_session.events if isinstance(e, UserUttered)] == ["synthetic next-session message"]
     last_session.update(UserUttered("synthetic follow-up", {"name": "greet", "confidence": 1.0}))
     await store.save(last_session)
-    assert merges == [1]  # only now: the retrieved tracker lacked the earlier session
+    assert merges == []
     everything = await store.retrieve_full_tracker("sms-abc")
+    assert isinstance(everything.events[0], SlotSet)  # the metadata slot is kept in front
     assert [e.text for e in everything.events if isinstance(e, UserUttered)] == [
         SECRET_TEXT, "synthetic second message", "synthetic next-session message", "synthetic follow-up"]
+    assert everything.events.count(ActionExecuted("action_session_start")) == 2
+
+    # Not a continuation (say, a tracker rebuilt elsewhere): Rasa's merge keeps both histories.
+    stranger = _tracker("sms-abc")
+    stranger.update(UserUttered("synthetic stray message", {"name": "greet", "confidence": 1.0}))
+    await store.save(stranger)
+    assert merges == [1]
+    texts = [e.text for e in (await store.retrieve_full_tracker("sms-abc")).events if isinstance(e, UserUttered)]
+    assert "synthetic follow-up" in texts and "synthetic stray message" in texts
 
 
 async def test_tracker_moved_to_another_conversation_does_not_open(store, redis_sync, prefix):
