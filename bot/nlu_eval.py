@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import structlog
 import yaml
 
 from bot.config import ROOT
@@ -54,6 +55,9 @@ def evaluate(model: Optional[Path] = None, data: Path = HOLDOUT) -> Dict:
 
     os.environ.update({k: v for k, v in rasa_env().items() if k not in os.environ})
     logging.getLogger("rasa").setLevel(logging.ERROR)
+    # Rasa also logs through structlog, which prints every debug event (each text it parses)
+    # unless configured; `rasa run` configures it, an in-process evaluation must.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     examples = load_examples(data)
     texts, truth = [t for t, _ in examples], [i for _, i in examples]
     predicted = asyncio.run(_predict(model or model_path(), texts))
