@@ -248,6 +248,17 @@ async def test_training_refused_for_a_phone_number_in_the_data(console, project)
     assert not (project.parent / "models" / "candidate" / "patientbot.tar.gz").exists()
 
 
+async def test_a_rollback_from_a_stale_page_does_nothing_and_is_audited(console):
+    admin = await console["sign_in"]("ada")
+    assert (await admin.post("/staff/admin/model/rollback", {"to": "0" * 64})).status == 303
+    _, body = await admin.page("/staff/admin/model")
+    assert "nothing was rolled back" in body
+    assert (await admin.page("/staff/api/model/job"))[1] == "{}"  # no job was started
+    ada = f"staff:{console['staff']['ada'].member.id}"
+    events = {(e.action, e.outcome): e.actor for e in await _audit(console)}
+    assert events[("model_rollback_requested", "refused")] == ada
+
+
 def _fewer_epochs(project: Path) -> None:
     config = (project / "config.yml").read_text()
     fewer = re.sub(r"(DIETClassifier\n\s+epochs:) \d+", r"\1 2", config)

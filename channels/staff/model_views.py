@@ -206,6 +206,8 @@ async def rollback(request: web.Request) -> web.Response:
     previous = await asyncio.get_running_loop().run_in_executor(
         None, lambda: ModelRegistry(cfg.model_path.parent).previous())
     if not seen or previous is None or previous["sha256"] != seen:
+        await _services(request).audit.record(current_staff(request).actor, "model_rollback_requested", "",
+                                              "refused", {"reason": "not the deployment shown"})
         await _flash(request, "The deployment history changed since this page was loaded; nothing was rolled back.")
     elif await _start(request, "rollback", rollback_steps(cfg), {"to_sha256": seen}):
         await _services(request).audit.record(current_staff(request).actor, "model_rollback_requested", "", "ok",
