@@ -124,7 +124,7 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
             events = self._merged_events(self._open_text(tracker.sender_id, stored), serialised)
             if events is None:  # not a plain continuation: Rasa's own (slow) merge
                 serialised = self.serialise_tracker(self._merge_trackers(self._open(tracker.sender_id, stored), tracker))
-            elif len(events) != len(tracker.events):
+            elif len(events) > len(tracker.events):  # earlier events were put back in front
                 serialised = json.dumps({**json.loads(serialised), "events": events})
         sealed = self.keyring.encrypt_text(serialised, self._aad(tracker.sender_id))
         if index and held:  # under legal hold: no expiry

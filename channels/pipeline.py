@@ -378,6 +378,7 @@ class InboundPipeline:
         logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
                        emergency.category, emergency.rule, conversation)
         redirect = self._redirect(emergency)
+
         async def queue_for_staff() -> None:
             await self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency")
             await self._remember_contact(msg, conversation)  # so staff can text back
