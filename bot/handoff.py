@@ -43,8 +43,9 @@ end
 return {1, ARGV[1]}
 """
 # Queue a conversation, or raise its priority: one round trip. KEYS: the entry, the queue.
-# ARGV: since, reason, priority, channel, score, the priority's rank, then rank by priority
-# name pairs. Returns 1 queued, 2 raised, 0 already there at that priority or higher.
+# ARGV: since, reason, priority, channel, score, the priority's rank, the conversation.
+# Returns 1 queued, 2 raised, 0 already there at that priority or higher. The ranks are
+# PRIORITY's, written into the script so there is one table.
 _ESCALATE = """
 if redis.call('HSETNX', KEYS[1], 'since', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'reason', ARGV[2], 'priority', ARGV[3], 'channel', ARGV[4], 'status', 'waiting')
@@ -52,14 +53,14 @@ if redis.call('HSETNX', KEYS[1], 'since', ARGV[1]) == 1 then
   return 1
 end
 local current = redis.call('HGET', KEYS[1], 'priority')
-local rank = {emergency = 0, urgent = 1, normal = 2}
+local rank = {%s}
 if current and rank[current] and tonumber(ARGV[6]) < rank[current] then
   redis.call('HSET', KEYS[1], 'priority', ARGV[3], 'reason', ARGV[2])
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
   return 2
 end
 return 0
-"""
+""" % ", ".join(f"{name} = {rank}" for name, rank in PRIORITY.items())
 # Keep the sealed number only on a conversation that is in the queue (never create an entry).
 _REMEMBER_CONTACT = """
 if redis.call('HEXISTS', KEYS[1], 'status') == 1 then
