@@ -70,6 +70,7 @@ class Settings:
     model_path: Path = ROOT / "models" / "patientbot.tar.gz"
     rasa_reply_timeout: float = 10.0
     rasa_max_connections: int = 16  # the gateway's kept-alive connections to its Rasa (channels.rasa_client)
+    gateway_workers: int = 2  # gateway processes sharing the port (channels.workers): one core each
     nlu_nice: int = 10  # CPU niceness of Rasa and the action server (bot.stack); 0: same as the gateway
     # Rasa, the action server and trainings under Linux's SCHED_IDLE: they get the CPU only when
     # the gateway and Redis do not want it, and yield it the moment either wakes (bot.stack).
@@ -135,6 +136,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"setting {name} must be a whole number, got {raw!r}") from None
+
+
+def _workers(env: Mapping[str, str]) -> int:
+    workers = _int(env, "GATEWAY_WORKERS", 2)
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"setting GATEWAY_WORKERS must be between 1 and 64, got {workers}")
+    return workers
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -214,6 +222,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         model_path=model if model.is_absolute() else ROOT / model,
         rasa_reply_timeout=_float(env, "RASA_REPLY_TIMEOUT", 10.0),
         rasa_max_connections=_int(env, "RASA_MAX_CONNECTIONS", 16),
+        gateway_workers=_workers(env),
         nlu_nice=_int(env, "NLU_NICE", 10),
         nlu_sched_idle=_bool(env, "NLU_SCHED_IDLE", True),
         sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from bot.crypto import KeyRing
 
@@ -61,7 +62,16 @@ class ConsentRegistry:
 
     async def state(self, phone_idx: str) -> ConsentState:
         """The current consent of a number (``unknown`` if it never gave or revoked any)."""
-        token = await self.redis.get(self._state_key(phone_idx))
+        return self._state_from(await self.redis.get(self._state_key(phone_idx)), phone_idx)
+
+    def state_on(self, pipe: Pipeline, phone_idx: str) -> Callable[[list], ConsentState]:
+        """Queue the read of :meth:`state` on ``pipe``, to go in the same round trip as other
+        commands; the returned function reads the state from the pipeline's results."""
+        at = len(pipe)
+        pipe.get(self._state_key(phone_idx))
+        return lambda results: self._state_from(results[at], phone_idx)
+
+    def _state_from(self, token, phone_idx: str) -> ConsentState:
         if token is None:
             return ConsentState(UNKNOWN)
         doc = json.loads(self.keys.decrypt_text(token.decode() if isinstance(token, bytes) else token,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from bot.audit import AuditLog
 from bot.crypto import KeyRing
@@ -42,24 +43,32 @@ if status ~= 'held' or not owner then
 end
 return {1, ARGV[1]}
 """
-# Queue a conversation, or raise its priority: one round trip. KEYS: the entry, the queue.
-# ARGV: since, reason, priority, channel, score, the priority's rank, the conversation.
-# Returns 1 queued, 2 raised, 0 already there at that priority or higher. The ranks are
-# PRIORITY's, written into the script so there is one table.
+# Queue a conversation, or raise its priority, keep the sealed number if one is given (as
+# _REMEMBER_CONTACT) and tell the console: one round trip. KEYS: the entry, the queue.
+# ARGV: since, reason, priority, channel, score, the priority's rank, the conversation, the
+# sealed number or '', the console's channel, the announcement. Returns 1 queued, 2 raised,
+# 0 already there at that priority or higher. The ranks are PRIORITY's, written into the
+# script so there is one table.
 _ESCALATE = """
+local done = 0
 if redis.call('HSETNX', KEYS[1], 'since', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'reason', ARGV[2], 'priority', ARGV[3], 'channel', ARGV[4], 'status', 'waiting')
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
-  return 1
+  done = 1
+else
+  local current = redis.call('HGET', KEYS[1], 'priority')
+  local rank = {%s}
+  if current and rank[current] and tonumber(ARGV[6]) < rank[current] then
+    redis.call('HSET', KEYS[1], 'priority', ARGV[3], 'reason', ARGV[2])
+    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
+    done = 2
+  end
 end
-local current = redis.call('HGET', KEYS[1], 'priority')
-local rank = {%s}
-if current and rank[current] and tonumber(ARGV[6]) < rank[current] then
-  redis.call('HSET', KEYS[1], 'priority', ARGV[3], 'reason', ARGV[2])
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
-  return 2
+if ARGV[8] ~= '' and redis.call('HEXISTS', KEYS[1], 'status') == 1 then
+  redis.call('HSETNX', KEYS[1], 'contact', ARGV[8])
 end
-return 0
+if done ~= 0 then redis.call('PUBLISH', ARGV[9], ARGV[10]) end
+return done
 """ % ", ".join(f"{name} = {rank}" for name, rank in PRIORITY.items())
 # Keep the sealed number only on a conversation that is in the queue (never create an entry).
 _REMEMBER_CONTACT = """
@@ -91,6 +100,7 @@ class HandoffQueue:
         # The process's audit writer where there is one (the gateway's): appends share its round trips.
         self._audit_log = audit
         self._escalate = client.register_script(_ESCALATE)
+        self._remember_contact = client.register_script(_REMEMBER_CONTACT)
 
     def _conv_key(self, conversation: str) -> str:
         return f"{self.prefix}handoff:{conversation}"
@@ -114,12 +124,14 @@ class HandoffQueue:
 
     async def escalate(
         self, conversation: str, channel: str, reason: str, priority: str = "normal",
-        at: Optional[datetime] = None, actor: str = "system:bot",
+        at: Optional[datetime] = None, actor: str = "system:bot", contact: Optional[str] = None,
     ) -> bool:
         """Queue ``conversation`` for staff. Returns False if it was already waiting or held.
 
         A higher priority raises an existing entry (an emergency overtakes a routine request).
-        Queuing and raising are audited.
+        Queuing and raising are audited and announced to the console. ``contact``, the
+        patient's number, is kept sealed as :meth:`remember_contact` would, in the same round
+        trip (an emergency's redirect waits on this).
         """
         if reason not in REASONS:
             raise ValueError(f"unknown escalation reason {reason!r}")
@@ -127,13 +139,14 @@ class HandoffQueue:
             raise ValueError(f"unknown priority {priority!r}")
         at = at or datetime.now(timezone.utc)
         score = PRIORITY[priority] * 10**12 + at.timestamp()
-        done = await self._escalate(keys=[self._conv_key(conversation), self._queue_key],
+        key = self._conv_key(conversation)
+        sealed = self._keys().encrypt_text(contact, f"{key}#contact") if contact else ""
+        done = await self._escalate(keys=[key, self._queue_key],
                                     args=[at.isoformat(), reason, priority, channel, score, PRIORITY[priority],
-                                          conversation])
+                                          conversation, sealed, self.events_channel,
+                                          json.dumps({"type": "queue", "conversation": conversation})])
         if done:
-            # An emergency's redirect waits on these: the audit and the console's signal go together.
-            await asyncio.gather(self._audit(actor, conversation, "queued" if done == 1 else "raised", reason, priority),
-                                 self._announce("queue", conversation))
+            await self._audit(actor, conversation, "queued" if done == 1 else "raised", reason, priority)
         return done == 1
 
     async def _audit(self, actor: str, conversation: str, outcome: str, reason: str, priority: str) -> None:
@@ -184,12 +197,19 @@ class HandoffQueue:
         """Escalated and not yet handed back: the bot stays silent, messages go to staff."""
         return await self.status(conversation) in ACTIVE
 
+    def active_on(self, pipe: Pipeline, conversation: str) -> Callable[[list], bool]:
+        """Queue the read of :meth:`is_active` on ``pipe``, to go in the same round trip as other
+        reads; the returned function reads the answer from the pipeline's results."""
+        at = len(pipe)
+        pipe.hget(self._conv_key(conversation), "status")
+        return lambda results: _text(results[at]) in ACTIVE
+
     async def remember_contact(self, conversation: str, number: str) -> bool:
         """Keep the patient's number (sealed) on a queued conversation, so staff can reply by
         text: conversation ids are one-way pseudonyms. Does nothing outside the queue."""
         key = self._conv_key(conversation)
         sealed = self._keys().encrypt_text(number, f"{key}#contact")
-        return bool(await self.redis.eval(_REMEMBER_CONTACT, 1, key, sealed))
+        return bool(await self._remember_contact(keys=[key], args=[sealed]))
 
     async def contact(self, conversation: str) -> Optional[str]:
         """The number to reply to, or None (not queued, not SMS, or no message since escalation)."""

@@ -22,9 +22,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from bot.crypto import KeyRing
 
@@ -261,6 +262,15 @@ async def request_verification(registry: IdentityRegistry, conversation: str, in
 async def pending_verification(registry: IdentityRegistry, conversation: str) -> Optional[str]:
     raw = await registry.redis.get(registry._k("pending", conversation))
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def pending_verification_on(registry: IdentityRegistry, pipe: Pipeline,
+                            conversation: str) -> Callable[[list], Optional[str]]:
+    """Queue the read of :func:`pending_verification` on ``pipe``; the returned function reads
+    the intent from the pipeline's results."""
+    at = len(pipe)
+    pipe.get(registry._k("pending", conversation))
+    return lambda results: results[at].decode() if isinstance(results[at], bytes) else results[at]
 
 
 async def clear_pending(registry: IdentityRegistry, conversation: str) -> None:

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable, List, Optional, Sequence
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from bot import replies
 from bot.appointments import UPCOMING_STATUSES, AppointmentStore, StoredAppointment
@@ -166,14 +167,25 @@ class ReminderReplies:
         self.office = office
         self.audit = audit
         self.store = AppointmentStore(redis, keys, prefix)
-        self.handoff = HandoffQueue(redis, prefix, keys)
+        self.handoff = HandoffQueue(redis, prefix, keys, audit)  # one audit writer per process
 
     def _pending_key(self, conversation: str) -> str:
         return f"{self.prefix}reminder-pending:{conversation}"
 
+    def pending_on(self, pipe: Pipeline, conversation: str) -> Callable[[list], Optional[str]]:
+        """Queue the read of the appointment a reminder awaits an answer about on ``pipe``; the
+        returned function reads it (None: no reminder pending) from the pipeline's results."""
+        at = len(pipe)
+        pipe.get(self._pending_key(conversation))
+        return lambda results: results[at].decode() if isinstance(results[at], bytes) else results[at]
+
     async def handle(self, conversation: str, channel: str, text: str) -> Optional[List[str]]:
         """The reply to ``text`` if it answers a pending reminder, else None (the bot answers)."""
         aid = await self.redis.get(self._pending_key(conversation))
+        return await self.answer(conversation, channel, text, aid.decode() if isinstance(aid, bytes) else aid)
+
+    async def answer(self, conversation: str, channel: str, text: str, aid: Optional[str]) -> Optional[List[str]]:
+        """:meth:`handle`, with the pending appointment ``aid`` already read (:meth:`pending_on`)."""
         if aid is None:
             return None
         plain = _plain(text)
@@ -181,7 +193,7 @@ class ReminderReplies:
             if plain and len(plain.split()) <= CLARIFY_MAX_WORDS:
                 return [replies.reminder_clarify(self.office)]
             return None
-        appt = await self.store.get_appointment(aid.decode() if isinstance(aid, bytes) else aid)
+        appt = await self.store.get_appointment(aid)
         await self.redis.delete(self._pending_key(conversation))
         if appt is None or appt.status not in UPCOMING_STATUSES:
             return [replies.no_appointment(self.office)]

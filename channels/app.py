@@ -1,6 +1,7 @@
 """The gateway: the only process that listens for the outside world.
 
-``python -m channels.app`` serves, on ``GATEWAY_HOST:GATEWAY_PORT``:
+``python -m channels.app`` serves, on ``GATEWAY_HOST:GATEWAY_PORT`` (in ``GATEWAY_WORKERS``
+processes, channels/workers.py):
 
 * ``POST /sms/inbound``  signed SMS webhook (channels.sms)
 * ``POST /sms/status``   signed delivery status callbacks for outbound messages
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Optional
 
@@ -31,6 +33,7 @@ from channels.staff import add_console
 from channels.pipeline import InboundPipeline
 from channels.rasa_client import RasaClient
 from channels.sms_sender import SmsSender
+from channels.workers import fork_workers, stop_workers
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +116,28 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
     return app
 
 
+async def _freeze_start_up_heap(app: web.Application) -> None:
+    """Everything allocated by the end of start-up (libraries, templates, the office, the
+    services) lives as long as the process. Left in the collector's oldest generation, each
+    full collection walks all of it: 25-36 ms with the event loop stopped, a pause for every
+    message in flight (make bench). Frozen, a full collection walks only what came since."""
+    gc.collect()
+    gc.freeze()
+
+
 def main() -> None:
     cfg = load_settings()
     configure_logging(cfg.log_level)
     load_office(cfg.office_config)  # fail at start-up on a bad office.yml
-    web.run_app(create_app(cfg), host=cfg.gateway_host, port=cfg.gateway_port, access_log=None,
-                print=lambda *_: logger.info("gateway listening on %s:%s", cfg.gateway_host, cfg.gateway_port))
+    workers = fork_workers(cfg.gateway_workers)  # before any loop, thread or connection exists
+    app = create_app(cfg)
+    app.on_startup.append(_freeze_start_up_heap)  # the process's own, after create_app's start
+    try:
+        web.run_app(app, host=cfg.gateway_host, port=cfg.gateway_port, access_log=None,
+                    reuse_port=cfg.gateway_workers > 1,
+                    print=lambda *_: logger.info("gateway listening on %s:%s", cfg.gateway_host, cfg.gateway_port))
+    finally:
+        stop_workers(workers)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, List, Optional, Set
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from bot import phi, replies
@@ -40,7 +41,7 @@ from bot.office import Office
 from bot.outbound import OutboundGate
 from bot.appointments import AppointmentStore
 from bot.identity import (IdentityRegistry, InvalidDate, clear_pending, mask_dates, parse_dob,
-                          pending_verification)
+                          pending_verification_on)
 from bot.reminders import ReminderReplies
 from bot.safety import Emergency, detect_emergency, redirect_reply
 from channels.rasa_client import BotReply, RasaClient, RasaUnavailable
@@ -52,12 +53,9 @@ PENDING = "pending"
 MAX_TEXT_CHARS = 1600  # longest SMS concatenation carriers deliver
 
 
-async def _nothing() -> None:
-    return None
-
-
-async def _admitted() -> bool:
-    return True
+# A channel's rate limit: queues its count on the pipeline that makes a message's first
+# round trip, and returns the reader of its verdict (True: admitted) from the results.
+Admit = Callable[[Pipeline], Callable[[list], bool]]
 
 
 class RateLimited(Exception):
@@ -66,6 +64,14 @@ class RateLimited(Exception):
 
 class RetryLater(Exception):
     """Nothing was processed and the sender should retry (the channel answers 503)."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A conversation's state the deterministic steps before the NLU (7.) need."""
+    escalated: bool  # waiting for staff or held by them
+    verification: Optional[str]  # the intent a pending date-of-birth question was asked for
+    reminder: Optional[str]  # the appointment a pending reminder awaits an answer about
 
 
 @dataclass(frozen=True)
@@ -135,11 +141,9 @@ class InboundPipeline:
     def _idem_key(self, msg: Inbound) -> str:
         return f"{self.prefix}idem:{msg.channel}:{self.keys.blind_index(msg.message_id, 'message-id')[:40]}"
 
-    async def _claim(self, msg: Inbound) -> Optional[List[str]]:
-        """None if this message is new (and now claimed); else the replies it got first."""
+    async def _earlier_replies(self, msg: Inbound) -> List[str]:
+        """The replies a message id already claimed got (its claim failed: a duplicate)."""
         key = self._idem_key(msg)
-        if await self.redis.set(key, PENDING, nx=True, ex=IDEMPOTENCY_TTL_SECONDS):
-            return None
         for _ in range(100):  # the first delivery may still be in flight: wait for its answer
             stored = await self.redis.get(key)
             stored = stored.decode() if isinstance(stored, bytes) else stored
@@ -154,30 +158,37 @@ class InboundPipeline:
         await self.redis.set(key, sealed, ex=IDEMPOTENCY_TTL_SECONDS)
 
     # -- the whole path ---------------------------------------------------------------------
-    async def handle(self, msg: Inbound, admit: Optional[Callable[[], Awaitable[bool]]] = None) -> List[str]:
+    async def handle(self, msg: Inbound, admit: Optional[Admit] = None) -> List[str]:
         """Process one authenticated, normalised message; return the texts to send back.
 
         Raises :class:`RetryLater` when a consent change could not be recorded: the provider
         must retry rather than the patient be told an opt-out happened that did not.
         ``admit`` is the channel's rate limit (3.), counted in the same round trip as the
-        claim; :class:`RateLimited` is raised, with nothing processed, when it says no.
+        claim (:data:`Admit`); :class:`RateLimited` is raised, with nothing processed, when it
+        says no.
         """
         text = clean_text(msg.text)
         # Pure and in-process: known before any I/O, so it survives a Redis or Rasa outage.
         emergency = detect_emergency(text) if text else None
         try:
-            # The rate limit and the keyword gate's consent read go beside the claim.
+            # One round trip for what every message needs first: the claim of its id (2.), the
+            # rate limit's count (3.) and, for the keyword gate, the number's consent (6.).
             gated = emergency is None and msg.channel == "sms"
             phone_idx = phone_index(self.keys, msg.sender) if gated else ""
-            earlier, admitted, consent = await asyncio.gather(
-                self._claim(msg) if msg.message_id else _nothing(),
-                admit() if admit is not None else _admitted(),
-                self.consent.state(phone_idx) if gated else _nothing())
-            if not admitted:
-                if earlier is None:  # this delivery claimed the id: let the provider's retry in
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if msg.message_id:
+                    pipe.set(self._idem_key(msg), PENDING, nx=True, ex=IDEMPOTENCY_TTL_SECONDS)
+                admitted = admit(pipe) if admit is not None else None
+                read_consent = self.consent.state_on(pipe, phone_idx) if gated else None
+                results = await pipe.execute() if len(pipe) else []
+            claimed = not msg.message_id or bool(results[0])
+            consent = read_consent(results) if read_consent else None
+            if admitted is not None and not admitted(results):
+                if msg.message_id and claimed:  # this delivery claimed the id: let the provider's retry in
                     await self._release(msg)
                 raise RateLimited()
-            if earlier is not None:
+            if not claimed:
+                earlier = await self._earlier_replies(msg)
                 logger.info("duplicate delivery of a %s message; replaying the first answer", msg.channel)
                 return earlier
             conversation = conversation_id(self.keys, msg.channel, msg.sender)
@@ -194,7 +205,10 @@ class InboundPipeline:
                 self._answered_with_phi.discard(msg.message_id)
                 remembered = [replies.replayed_phi()] if phi_sent else out
                 finishing.append(lambda: self._remember(msg, remembered))
-            await asyncio.gather(*(write() for write in finishing))
+            # Every write settles before anything else happens (a failure releases the claim).
+            for result in await asyncio.gather(*(write() for write in finishing), return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
             return out
         except RateLimited:
             raise
@@ -226,39 +240,49 @@ class InboundPipeline:
                        consent: Optional[ConsentState], phone_idx: str,
                        finishing: List[Callable[[], Awaitable]]) -> List[str]:
         # 4. Audit "received" (the body sealed in the event's details): the first event of the
-        #    message in the audit trail, written before anything the message causes.
+        #    message in the audit trail. On the NLU path it is written before anything the
+        #    message causes; the safety gate's answers are known at once, so there it is
+        #    written beside the writes they cause, still chained first.
         def received() -> Awaitable:
             return self.audit.record(SYSTEM, "message_received", conversation, "ok",
                                      {"channel": msg.channel, "body": text})
 
-        # 5. Emergencies first, whatever the consent or hand-off state (in _decide); then
+        # 5. Emergencies first, whatever the consent or hand-off state; then
         # 6. opt-out / opt-in / HELP, deterministic, before the NLU (on SMS: ``consent`` was read
         #    for it). The keyword gate never escalates: its answers keep no number for staff.
+        if emergency is not None:
+            finishing.insert(0, received)
+            return self._emergency(msg, emergency, conversation, finishing)
         if consent is not None:
             gate = await self._keywords(msg, text, conversation, phone_idx, consent, finishing, received)
             if gate is not None:
                 return gate
-        await received()
-        out = await self._decide(msg, text, emergency, conversation)
+        # What the steps of 7. need to know, read in one round trip beside "received" (reads
+        # cause nothing, so the event still comes before anything the message causes).
+        _, pending = await asyncio.gather(received(), self._pending(conversation))
+        out = await self._decide(msg, text, conversation, pending)
         logger.debug("conversation %s answered with %d message(s)", conversation, len(out))
-        if emergency is None:  # an emergency's follow-up keeps the number itself (_emergency)
-            await self._remember_contact(msg, conversation)
+        finishing.append(lambda: self._remember_contact(msg, conversation))  # the bot may have escalated
         return out
 
-    async def _decide(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str) -> List[str]:
-        # 5. Emergencies: first, whatever the consent or hand-off state.
-        if emergency is not None:
-            return await self._emergency(msg, emergency, conversation)
+    async def _pending(self, conversation: str) -> Pending:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            escalated = self.handoff.active_on(pipe, conversation)
+            verification = pending_verification_on(self.identity, pipe, conversation)
+            reminder = self.reminder_replies.pending_on(pipe, conversation)
+            results = await pipe.execute()
+        return Pending(escalated(results), verification(results), reminder(results))
 
+    async def _decide(self, msg: Inbound, text: str, conversation: str, pending: Pending) -> List[str]:
         # 7. An escalated conversation, waiting for staff or held by them: the message goes to
         #    the staff inbox and the bot is silent until staff hand it back.
-        if await self.handoff.is_active(conversation):
+        if pending.escalated:
             if text:
                 await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, self.handoff.inbox_key(conversation)))
             return []
 
         # 7b. The date of birth asked for before PHI: checked here, never passed to the bot.
-        verification = await self._verification(msg, text, conversation)
+        verification = await self._verification(msg, text, conversation, pending.verification)
         if verification is not None:
             return verification
 
@@ -267,8 +291,8 @@ class InboundPipeline:
             return [replies.someone_else(self.office)]
 
         # 7d. An answer to a pending appointment reminder ("C", "R", "can't make it").
-        if msg.channel == "sms" and text:
-            answer = await self.reminder_replies.handle(conversation, msg.channel, text)
+        if msg.channel == "sms" and text and pending.reminder:
+            answer = await self.reminder_replies.answer(conversation, msg.channel, text, pending.reminder)
             if answer is not None:
                 return answer
 
@@ -281,8 +305,9 @@ class InboundPipeline:
             return [self.empty_reply()]
         return await self._bot(msg, text, conversation)
 
-    async def _verification(self, msg: Inbound, text: str, conversation: str) -> Optional[List[str]]:
-        intent = await pending_verification(self.identity, conversation)
+    async def _verification(self, msg: Inbound, text: str, conversation: str,
+                            intent: Optional[str]) -> Optional[List[str]]:
+        """``intent``: what a pending date-of-birth question was asked for, if one is pending."""
         if intent is None or not text:
             return None
         if await self.identity.awaiting_code(conversation) and re.fullmatch(r"\s*\d{6}\s*", text):
@@ -373,27 +398,23 @@ class InboundPipeline:
                                     {"channel": msg.channel, "replies": len(disclosed)})
         return allowed
 
-    async def _emergency(self, msg: Inbound, emergency: Emergency, conversation: str) -> List[str]:
-        """Redirect at once; alert staff and audit, but never let either delay or stop the redirect."""
+    def _emergency(self, msg: Inbound, emergency: Emergency, conversation: str,
+                   finishing: List[Callable[[], Awaitable]]) -> List[str]:
+        """The redirect, at once. Staff are alerted (the conversation queued at emergency
+        priority, with the number to text back) and the audit and the staff log told, by writes
+        added to the last ones: side by side, so the redirect waits for about two round trips,
+        not one per write. If any of them fails the redirect is still given (handle)."""
         logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
                        emergency.category, emergency.rule, conversation)
         redirect = self._redirect(emergency)
-
-        async def queue_for_staff() -> None:
-            await self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency")
-            await self._remember_contact(msg, conversation)  # so staff can text back
-
-        try:
-            # Side by side, so the redirect waits for about one round trip, not one per write.
+        finishing += [
+            lambda: self.audit.record(SYSTEM, "emergency_redirect", conversation, "redirected",
+                                      {"category": emergency.category, "rule": emergency.rule}),
+            lambda: self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency",
+                                          contact=msg.sender if msg.channel == "sms" else None),
             # The staff member following up sees what the patient wrote and what they were told.
-            await asyncio.gather(
-                queue_for_staff(),
-                self.audit.record(SYSTEM, "emergency_redirect", conversation, "redirected",
-                                  {"category": emergency.category, "rule": emergency.rule}),
-                self.handoff.post_exchange(conversation, self.keys.encrypt_text(
-                    clean_text(msg.text), self.handoff.inbox_key(conversation)), redirect, SYSTEM))
-        except RedisError:
-            logger.exception("could not queue the emergency follow-up for conversation %s", conversation)
+            lambda: self.handoff.post_exchange(conversation, self.keys.encrypt_text(
+                clean_text(msg.text), self.handoff.inbox_key(conversation)), redirect, SYSTEM)]
         return [redirect]
 
     async def _keywords(self, msg: Inbound, text: str, conversation: str, phone_idx: str, state: ConsentState,

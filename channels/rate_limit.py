@@ -6,8 +6,10 @@ with 429 by the channel; the limit is a setting (SMS_RATE_LIMIT_PER_MINUTE).
 from __future__ import annotations
 
 import time
+from typing import Callable, Optional
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 WINDOW_SECONDS = 60
 
@@ -18,12 +20,19 @@ class RateLimiter:
         self.prefix = prefix
         self.per_minute = per_minute
 
-    async def allow(self, sender_idx: str, now: float = None) -> bool:
-        """Count one message from ``sender_idx``; False once the minute's budget is spent."""
+    def count(self, pipe: Pipeline, sender_idx: str, now: Optional[float] = None) -> Callable[[list], bool]:
+        """Queue one message's count from ``sender_idx`` on ``pipe`` (so it goes in the same
+        round trip as the message's other first reads); the returned function reads the
+        verdict from the pipeline's results: False once the minute's budget is spent."""
         window = int((now if now is not None else time.time()) // WINDOW_SECONDS)
         key = f"{self.prefix}rate:{sender_idx}:{window}"
+        at = len(pipe)
+        pipe.incr(key)
+        pipe.expire(key, WINDOW_SECONDS * 2)
+        return lambda results: results[at] <= self.per_minute
+
+    async def allow(self, sender_idx: str, now: Optional[float] = None) -> bool:
+        """Count one message from ``sender_idx`` on its own; False once the minute's budget is spent."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS * 2)
-            count, _ = await pipe.execute()
-        return count <= self.per_minute
+            verdict = self.count(pipe, sender_idx, now)
+            return verdict(await pipe.execute())

@@ -103,7 +103,8 @@ async def _inbound(request: web.Request) -> web.Response:
     message = Inbound(channel="sms", sender=sender, text=body, message_id=str(form.get("MessageSid", "")),
                       media=_media_count(form.get("NumMedia", "0")))
     try:
-        replies = await pipeline.handle(message, admit=(lambda: limiter.allow(sender_idx)) if sender_idx else None)
+        replies = await pipeline.handle(message, admit=(lambda pipe: limiter.count(pipe, sender_idx))
+                                        if sender_idx else None)
     except RetryLater:
         return web.Response(status=503, text="temporarily unavailable, retry", headers={"Retry-After": "5"})
     except RateLimited:

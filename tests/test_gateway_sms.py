@@ -166,7 +166,13 @@ async def _audit_actions(cfg):
 
 
 async def test_rate_limit_answers_429_and_audits_but_still_redirects_emergencies(gateway, monkeypatch):
+    import time as real_time
+
+    from channels import rate_limit
+
     client, stub, cfg = gateway
+    now = real_time.time()
+    monkeypatch.setattr(rate_limit.time, "time", lambda: now)  # one window, whatever the clock says
     limit = cfg.sms_rate_limit_per_minute
     for n in range(limit):
         assert (await post(client, cfg, sms(f"hi {n}", _sid(n)))).status == 200
@@ -180,11 +186,7 @@ async def test_rate_limit_answers_429_and_audits_but_still_redirects_emergencies
     other = await post(client, cfg, sms("hi", _sid(99), sender="+15550100122"))  # per sender
     assert other.status == 200
     # The refused message was not kept as seen: the provider's retry in the next minute is answered.
-    import time as real_time
-
-    from channels import rate_limit
-
-    later = real_time.time() + 2 * rate_limit.WINDOW_SECONDS
+    later = now + 2 * rate_limit.WINDOW_SECONDS
     monkeypatch.setattr(rate_limit.time, "time", lambda: later)
     retry = await post(client, cfg, sms("one more", _sid(limit)))
     assert retry.status == 200 and len(stub.calls) == limit + 2

@@ -128,3 +128,19 @@ async def test_a_patient_message_and_its_answer_are_logged_in_order(queue):
     await queue.post_exchange("sms-q", sealed, "call 911 (synthetic answer)", "system:gateway")
     assert [(e["kind"], e["text"]) for e in await queue.log("sms-q")] == [
         ("patient", "patient words (synthetic)"), ("bot", "call 911 (synthetic answer)")]
+
+
+async def test_escalating_with_the_number_keeps_it_sealed_in_the_same_write(queue, settings_env):
+    assert await queue.escalate("sms-k", "sms", "emergency_follow_up", "emergency", contact=NUMBER)
+    assert await queue.contact("sms-k") == NUMBER
+    # Kept once, as remember_contact keeps it; an escalation with nothing to change leaves it.
+    assert not await queue.escalate("sms-k", "sms", "patient_request", contact="+15550100132")
+    assert await queue.contact("sms-k") == NUMBER
+    # A raise keeps a number the entry did not have yet.
+    await queue.escalate("sms-l", "web", "patient_request")
+    assert await queue.contact("sms-l") is None
+    assert not await queue.escalate("sms-l", "sms", "emergency_follow_up", "emergency", contact=NUMBER)
+    assert await queue.contact("sms-l") == NUMBER
+    raw = redis.Redis.from_url(TEST_REDIS_URL)
+    stored = b"".join(raw.hgetall(f"{settings_env['REDIS_PREFIX']}handoff:sms-k").values())
+    assert NUMBER[2:].encode() not in stored

@@ -54,9 +54,32 @@ async def test_emergency_is_redirected_before_rasa_and_staff_alerted(gateway, bo
     assert stub.calls == []
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
     conv = conversation_id(keyring(cfg), "sms", SENDER)
-    entry = await HandoffQueue(rc, cfg.redis_prefix).entry(conv)
+    queue = HandoffQueue(rc, cfg.redis_prefix, keyring(cfg))
+    entry = await queue.entry(conv)
+    contact = await queue.contact(conv)
     await rc.close()
     assert entry["priority"] == "emergency" and entry["reason"] == "emergency_follow_up"
+    assert contact == SENDER  # kept (sealed) with the queue entry, so staff can text back
+
+
+async def test_emergency_is_redirected_when_alerting_staff_fails(gateway, monkeypatch):
+    client, stub, cfg = gateway
+    pipeline = client.server.app["pipeline"]
+
+    async def broken(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("synthetic failure")
+
+    monkeypatch.setattr(pipeline.handoff, "escalate", broken)
+    [reply] = messages(await (await post(client, cfg, sms("cant breathe", sid(6)))).text())
+    assert "911" in reply
+    # Every other write settled; the claim was released, so the provider's retry alerts staff.
+    monkeypatch.undo()
+    [again] = messages(await (await post(client, cfg, sms("cant breathe", sid(6)))).text())
+    assert "911" in again
+    rc = redis.asyncio.Redis.from_url(cfg.redis_url)
+    entry = await HandoffQueue(rc, cfg.redis_prefix).entry(conversation_id(keyring(cfg), "sms", SENDER))
+    await rc.close()
+    assert entry["priority"] == "emergency"
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -281,12 +304,13 @@ async def test_gate_events_are_audited_in_an_intact_chain_without_clear_text(gat
     audit = AuditLog(rc, keys, cfg.redis_prefix)
     events = [e for e in await audit.events() if e.action != "configuration_recorded"]  # start-up's
     actions = [e.action for e in events]
-    # The redirect is recorded first; the escalation's event follows its queue write.
-    assert actions[:4] == ["message_received", "emergency_redirect", "escalated", "message_sent"]
+    # "received" first, then the redirect and its sending, all in one group of appends beside
+    # the queue write; the escalation's event follows that write.
+    assert actions[:4] == ["message_received", "emergency_redirect", "message_sent", "escalated"]
     # The STOP: "received" first, though it is written beside the consent change.
     assert actions[4:] == ["message_received", "consent_opt_out", "message_sent"]
     assert all(e.subject == conv and e.actor for e in events)
-    assert events[2].details == {"reason": "emergency_follow_up", "priority": "emergency"}
+    assert events[3].details == {"reason": "emergency_follow_up", "priority": "emergency"}
     assert events[1].details["category"] in ("unconscious", "breathing")
     assert await audit.verify() is None
     raw = b"".join(v for _, f in redis_sync.xrange(f"{cfg.redis_prefix}audit") for v in f.values())
