@@ -22,6 +22,12 @@ gateway checks it and asks Rasa for the answer; stock Rasa just classifies it), 
 (STOP, START, HELP, emergencies: ours answers them before the NLU, stock Rasa sends them
 through the NLU like anything else).
 
+Beside the patients on the gateway, a probe sends one safety message every 50 ms (HELP, STOP,
+START, an emergency, from 8 numbers of its own). The script's own safety messages arrive in
+bursts (its last four messages are all safety messages, and patients leave Rasa's queue
+together); the probe's do not, so they show what the NLU's load alone costs the gate. They
+are reported apart and counted in no throughput.
+
 To compare processing, not the SMS user experience, the gateway is configured to wait for
 Rasa's answer instead of sending a holding message after 1 s (SMS_HOLDING_AFTER_SECONDS=300)
 and to give Rasa up to 300 s (RASA_REPLY_TIMEOUT); the per-sender rate limit is lifted. A
@@ -191,13 +197,48 @@ async def _patient(target, session, p: Patient, samples: List[Sample], started: 
         samples.append(Sample(kind, (done - t0) * 1000, ok, step, done - started, server_ms))
 
 
-async def drive(target, patients: List[Patient]) -> Tuple[List[Sample], float]:
+PROBE_TEXTS = ("HELP", "STOP", "START", "I took a whole bottle of pills")
+PROBE_INTERVAL = 0.05  # seconds between the probe's messages: 20 a second
+
+
+async def _probe(target, session, numbers: List[Patient], samples: List[Sample], started: float,
+                 done: asyncio.Event) -> None:
+    """One safety message at a time, every PROBE_INTERVAL, while the patients run: how fast the
+    gate answers beside a saturated NLU when safety messages are not themselves arriving in a
+    burst. Each probe number sends HELP, STOP, START and an emergency, in that order."""
+    k = 0
+    while not done.is_set():
+        number, text = numbers[(k // len(PROBE_TEXTS)) % len(numbers)], PROBE_TEXTS[k % len(PROBE_TEXTS)]
+        t0 = time.perf_counter()
+        try:
+            ok, server_ms = await target.send(session, number, text)
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            ok, server_ms = False, None
+        samples.append(Sample("probe", (time.perf_counter() - t0) * 1000, ok, k, time.perf_counter() - started,
+                              server_ms))
+        k += 1
+        try:
+            await asyncio.wait_for(done.wait(), PROBE_INTERVAL)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def drive(target, patients: List[Patient],
+                probe: Optional[List[Patient]] = None) -> Tuple[List[Sample], float, List[Sample]]:
+    """The patients' samples and wall time, and the probe's samples if ``probe`` numbers are given."""
     samples: List[Sample] = []
+    probed: List[Sample] = []
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+        done = asyncio.Event()
+        prober = asyncio.ensure_future(_probe(target, session, probe, probed, time.perf_counter(), done)
+                                       if probe else asyncio.sleep(0))
         t0 = time.perf_counter()
         await asyncio.gather(*(_patient(target, session, p, samples, t0) for p in patients))
-        return samples, time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        done.set()
+        await prober
+        return samples, wall, probed
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -253,6 +294,7 @@ class Run:
     level: int
     samples: List[Sample]
     wall: float
+    probe: List[Sample] = field(default_factory=list)  # the probe's safety messages (gateway only)
     by_kind: Dict[str, List[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -293,14 +335,19 @@ def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machi
                      f"{cell('nlu')} | {cell('verification')} | {cell('gate')} |")
     lines += ["", "| patients | gateway / stock: median round trip (nlu) | of which our Rasa's stores "
               "(no gateway / stock) | gateway / stock: throughput (all / reaching Rasa) | "
-              "STOP/HELP/START/emergency p99: round trip / in the gateway |",
-              "|---|---|---|---|---|"]
+              "STOP/HELP/START/emergency p99: round trip / in the gateway | "
+              "probe, one every 50 ms beside them: n, median / p99 round trip, p99 in the gateway |",
+              "|---|---|---|---|---|---|"]
     for level in sorted({r.level for r in runs}):
         pick = lambda name: next((r for r in runs if r.level == level and r.target == name), None)  # noqa: E731
         ours, direct, stock = pick(Gateway.name), pick(OurRasaDirect.name), pick(StockRasa.name)
         if ours is None:
             continue
         gate = f"{pct(ours.by_kind['gate'], .99):.1f} ms / {pct(ours.server_ms('gate'), .99):.1f} ms"
+        trips = [p.ms for p in ours.probe]
+        inside = [p.server_ms for p in ours.probe if p.server_ms is not None]
+        gate += (f" | {len(trips)}, {statistics.median(trips):.1f} / {pct(trips, .99):.1f} ms, "
+                 f"{pct(inside, .99):.1f} ms" if trips and inside else " | -")
         if direct is None or stock is None:  # --gateway-only
             lines.append(f"| {level} | - | - | - | {gate} |")
             continue
@@ -316,7 +363,7 @@ def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machi
     (out / "bench.md").write_text(text)
     (out / "bench.json").write_text(json.dumps([{"target": r.target, "level": r.level, "wall": r.wall,
                                                    "samples": [[s.kind, s.ms, s.ok, s.step, s.at, s.server_ms]
-                                                               for s in r.samples]}
+                                                               for s in r.samples + r.probe]}
                                                   for r in runs]))
     if len({r.target for r in runs}) == 3:
         plot(runs, out / "bench.png")
@@ -389,6 +436,7 @@ def main() -> int:
     from bot.redis_client import sync_redis
 
     warm = synthetic_patients(2, 2 * total)  # warm-up senders, not measured
+    probe = synthetic_patients(8, 3 * total + 4)  # the probe's numbers (no appointments needed)
     asyncio.run(load_patients(cfg, ours_patients + stock_patients + direct_patients + warm))
     stock_port = _free_port()
     stock_proc = None
@@ -404,8 +452,9 @@ def main() -> int:
         start = 0
         for level in args.levels:
             for target, pool in targets:
-                samples, wall = asyncio.run(drive(target, pool[start:start + level]))
-                run = Run(target.name, level, samples, wall)
+                samples, wall, probed = asyncio.run(drive(target, pool[start:start + level],
+                                                          probe if isinstance(target, Gateway) else None))
+                run = Run(target.name, level, samples, wall, probed)
                 runs.append(run)
                 print(f"{level:>4} patients  {target.name:20} {len(samples)} msgs in {wall:.1f} s "
                       f"({run.throughput:.1f}/s), median {statistics.median(run.by_kind['all']):.0f} ms, "

@@ -57,6 +57,9 @@ class Settings:
     action_secret: str  # shared secret between Rasa and the action server
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "pb:"
+    # Connections each gateway process opens to Redis at start, before taking traffic: a burst
+    # of first messages then finds them open instead of opening them all at once (bot.redis_client).
+    redis_warm_connections: int = 64
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     public_base_url: str = "http://127.0.0.1:8080"
@@ -209,6 +212,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         action_secret=_require(env, "ACTION_SERVER_SECRET"),
         redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         redis_prefix=env.get("REDIS_PREFIX", "pb:"),
+        redis_warm_connections=_int(env, "REDIS_WARM_CONNECTIONS", 64),
         gateway_host=gateway_host,
         gateway_port=gateway_port,
         public_base_url=env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway_port}").rstrip("/"),

@@ -27,7 +27,7 @@ from bot.config_audit import audit_configuration
 from bot.crypto import keyring
 from bot.logging_setup import configure_logging
 from bot.office import load_office
-from bot.redis_client import async_redis
+from bot.redis_client import async_redis, open_connections
 from channels import sms
 from channels.staff import add_console
 from channels.pipeline import InboundPipeline
@@ -99,6 +99,7 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
             pipeline.send_code = sms.code_delivery(app["sms_sender"], pipeline)
         try:
             await audit_configuration(app["redis"], keys, pipeline.audit, cfg, SYSTEM)
+            await open_connections(app["redis"], cfg.redis_warm_connections)
         except RedisError:  # start anyway: emergencies must be redirected even with Redis down
             logger.error("could not audit the configuration: Redis unavailable")
 
