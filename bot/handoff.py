@@ -12,7 +12,6 @@ the kind of change only (never text), for the console's live view.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple

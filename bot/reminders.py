@@ -179,13 +179,9 @@ class ReminderReplies:
         pipe.get(self._pending_key(conversation))
         return lambda results: results[at].decode() if isinstance(results[at], bytes) else results[at]
 
-    async def handle(self, conversation: str, channel: str, text: str) -> Optional[List[str]]:
-        """The reply to ``text`` if it answers a pending reminder, else None (the bot answers)."""
-        aid = await self.redis.get(self._pending_key(conversation))
-        return await self.answer(conversation, channel, text, aid.decode() if isinstance(aid, bytes) else aid)
-
     async def answer(self, conversation: str, channel: str, text: str, aid: Optional[str]) -> Optional[List[str]]:
-        """:meth:`handle`, with the pending appointment ``aid`` already read (:meth:`pending_on`)."""
+        """The reply to ``text`` if it answers the reminder pending about appointment ``aid``
+        (read by :meth:`pending_on`; None: none pending), else None (the bot answers)."""
         if aid is None:
             return None
         plain = _plain(text)

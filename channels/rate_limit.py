@@ -8,15 +8,13 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 WINDOW_SECONDS = 60
 
 
 class RateLimiter:
-    def __init__(self, client: aioredis.Redis, prefix: str, per_minute: int) -> None:
-        self.redis = client
+    def __init__(self, prefix: str, per_minute: int) -> None:
         self.prefix = prefix
         self.per_minute = per_minute
 
@@ -30,9 +28,3 @@ class RateLimiter:
         pipe.incr(key)
         pipe.expire(key, WINDOW_SECONDS * 2)
         return lambda results: results[at] <= self.per_minute
-
-    async def allow(self, sender_idx: str, now: Optional[float] = None) -> bool:
-        """Count one message from ``sender_idx`` on its own; False once the minute's budget is spent."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            verdict = self.count(pipe, sender_idx, now)
-            return verdict(await pipe.execute())

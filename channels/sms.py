@@ -98,7 +98,7 @@ async def _inbound(request: web.Request) -> web.Response:
         sender_idx = phone_index(pipeline.keys, sender)
     except RedisError:
         sender_idx = ""  # the pipeline fails closed on the same outage; don't add a second answer
-    limiter = RateLimiter(pipeline.redis, cfg.redis_prefix, cfg.sms_rate_limit_per_minute)
+    limiter = RateLimiter(cfg.redis_prefix, cfg.sms_rate_limit_per_minute)
 
     message = Inbound(channel="sms", sender=sender, text=body, message_id=str(form.get("MessageSid", "")),
                       media=_media_count(form.get("NumMedia", "0")))
