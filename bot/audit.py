@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import redis.asyncio as aioredis
 
 from bot.crypto import DecryptionError, KeyRing
+from bot.redis_client import as_text
 
 GENESIS = "0" * 64
 
@@ -69,13 +70,8 @@ class AuditEvent:
     entry_id: str = ""
 
 
-def _text(value) -> Optional[str]:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _text_fields(raw: Mapping) -> Dict[str, str]:
-    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()}
+    return {as_text(k): as_text(v) for k, v in raw.items()}
 
 
 def _digest(prev: str, public: Mapping[str, str]) -> str:
@@ -138,7 +134,7 @@ class AuditLog:
         try:
             prev = self._last_head
             if prev is None:
-                prev = _text(await self.redis.get(self.head)) or GENESIS
+                prev = as_text(await self.redis.get(self.head)) or GENESIS
             while True:
                 first, args, hashes = prev, [], []
                 for public, sealed, _ in group:
@@ -152,7 +148,7 @@ class AuditLog:
                 if current == 0:
                     self._last_head = prev
                     break
-                prev = _text(current)  # another process appended first: chain onto its entry
+                prev = as_text(current)  # another process appended first: chain onto its entry
         except BaseException as exc:
             self._last_head = None  # unknown now: read it again next time
             for _, _, done in group:

@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bot.redis_client import as_text
+
 if TYPE_CHECKING:  # pragma: no cover
     import redis
 
@@ -61,13 +63,9 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def key_id_of(token) -> Optional[str]:
     """The id of the data key that sealed ``token``, or None if it is not a ciphertext."""
-    token = _text(token)
+    token = as_text(token)
     if not isinstance(token, str) or not token.startswith(FORMAT + "."):
         return None
     parts = token.split(".")
@@ -104,7 +102,7 @@ class LocalKeyProvider:
         return f"{self.kek_id}.{_b64(nonce + self._aead.encrypt(nonce, data_key, label.encode()))}"
 
     def unwrap(self, wrapped: str, label: str) -> bytes:
-        kek_id, _, body = _text(wrapped).partition(".")
+        kek_id, _, body = as_text(wrapped).partition(".")
         if kek_id != self.kek_id:
             raise KeyStoreError(f"data key {label} is wrapped by key-encryption key {kek_id}, "
                                 f"not by the configured one ({self.kek_id})")
@@ -204,7 +202,7 @@ class KeyRing:
 
     def decrypt(self, token: str, aad: str) -> bytes:
         """Open a ciphertext made by :meth:`encrypt` with the same ``aad``."""
-        token = _text(token)
+        token = as_text(token)
         parts = token.split(".") if isinstance(token, str) else []
         if len(parts) != 3 or parts[0] != FORMAT:
             raise DecryptionError("not a patientbot ciphertext")
@@ -249,7 +247,7 @@ class KeyStore:
         self.key = f"{prefix}keys"
 
     def version(self) -> str:
-        return _text(self.redis.hget(self.key, "version")) or ""
+        return as_text(self.redis.hget(self.key, "version")) or ""
 
     def _new_key(self) -> tuple:
         data_key = os.urandom(32)
@@ -270,13 +268,13 @@ class KeyStore:
 
     def load(self) -> KeyRing:
         self.bootstrap()
-        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(self.key).items()}
+        raw = {as_text(k): as_text(v) for k, v in self.redis.hgetall(self.key).items()}
         keys = {f[4:]: self.provider.unwrap(v, f) for f, v in raw.items() if f.startswith("dek:")}
         index_root = self.provider.unwrap(raw["index"], "index")
         return KeyRing(keys, raw["active"], index_root, store=self, version=raw.get("version", ""))
 
     def status(self) -> Dict[str, object]:
-        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(self.key).items()}
+        raw = {as_text(k): as_text(v) for k, v in self.redis.hgetall(self.key).items()}
         return {
             "active": raw.get("active"),
             "keys": sorted(f[4:] for f in raw if f.startswith("dek:")),
@@ -297,7 +295,7 @@ class KeyStore:
 
     def retire(self, kid: str) -> None:
         """Destroy a data key: whatever it sealed can no longer be opened by anyone."""
-        if kid == _text(self.redis.hget(self.key, "active")):
+        if kid == as_text(self.redis.hget(self.key, "active")):
             raise KeyStoreError("the active data key cannot be retired")
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self.key, f"dek:{kid}")
@@ -307,7 +305,7 @@ class KeyStore:
 
     def rewrap(self, new_provider: KeyProvider) -> int:
         """Re-wrap every data key under a new KEK (the data itself is untouched)."""
-        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(self.key).items()}
+        raw = {as_text(k): as_text(v) for k, v in self.redis.hgetall(self.key).items()}
         rewrapped = {f: new_provider.wrap(self.provider.unwrap(v, f), f)
                      for f, v in raw.items() if f == "index" or f.startswith("dek:")}
         with self.redis.pipeline(transaction=True) as pipe:

@@ -21,6 +21,7 @@ from redis.asyncio.client import Pipeline
 
 from bot.audit import AuditLog
 from bot.crypto import KeyRing
+from bot.redis_client import as_text
 
 PRIORITY = {"emergency": 0, "urgent": 1, "normal": 2}
 REASONS = {
@@ -76,10 +77,6 @@ if redis.call('HEXISTS', KEYS[1], 'status') == 1 then
 end
 return 0
 """
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _entry_time(entry_id: str) -> str:
@@ -174,7 +171,7 @@ class HandoffQueue:
             return False, None
         if int(code) == 1:
             await self._announce("queue", conversation)
-        return int(code) == 1, _text(owner)
+        return int(code) == 1, as_text(owner)
 
     async def hand_back(self, conversation: str) -> None:
         """Staff are done: the bot answers again and the conversation leaves the queue.
@@ -187,7 +184,7 @@ class HandoffQueue:
 
     async def status(self, conversation: str) -> Optional[str]:
         """``waiting``, ``held``, or None when the conversation is not in the queue."""
-        return _text(await self.redis.hget(self._conv_key(conversation), "status"))
+        return as_text(await self.redis.hget(self._conv_key(conversation), "status"))
 
     async def is_held(self, conversation: str) -> bool:
         return await self.status(conversation) == "held"
@@ -201,7 +198,7 @@ class HandoffQueue:
         reads; the returned function reads the answer from the pipeline's results."""
         at = len(pipe)
         pipe.hget(self._conv_key(conversation), "status")
-        return lambda results: _text(results[at]) in ACTIVE
+        return lambda results: as_text(results[at]) in ACTIVE
 
     async def remember_contact(self, conversation: str, number: str) -> bool:
         """Keep the patient's number (sealed) on a queued conversation, so staff can reply by
@@ -213,7 +210,7 @@ class HandoffQueue:
     async def contact(self, conversation: str) -> Optional[str]:
         """The number to reply to, or None (not queued, not SMS, or no message since escalation)."""
         key = self._conv_key(conversation)
-        token = _text(await self.redis.hget(key, "contact"))
+        token = as_text(await self.redis.hget(key, "contact"))
         return self._keys().decrypt_text(token, f"{key}#contact") if token else None
 
     def inbox_key(self, conversation: str) -> str:
@@ -228,7 +225,7 @@ class HandoffQueue:
         """The sealed patient messages kept for staff, oldest first."""
         out = []
         for _, fields in await self.redis.xrange(self.inbox_key(conversation)):
-            f = {_text(k): _text(v) for k, v in fields.items()}
+            f = {as_text(k): as_text(v) for k, v in fields.items()}
             if f.get("kind", "patient") == "patient":
                 out.append(f["body"])
         return out
@@ -250,7 +247,7 @@ class HandoffQueue:
         key = self.inbox_key(conversation)
         entry_id = await self.redis.xadd(key, {"body": self._keys().encrypt_text(text, key), "kind": kind, "by": by})
         await self._announce("message", conversation)
-        return _text(entry_id)
+        return as_text(entry_id)
 
     async def log(self, conversation: str, after: Optional[str] = None) -> List[Dict[str, str]]:
         """The conversation's log, opened, oldest first (only entries after ``after`` if given):
@@ -259,8 +256,8 @@ class HandoffQueue:
         start = f"({after}" if after else "-"
         out = []
         for entry_id, fields in await self.redis.xrange(key, min=start):
-            f = {_text(k): _text(v) for k, v in fields.items()}
-            entry_id = _text(entry_id)
+            f = {as_text(k): as_text(v) for k, v in fields.items()}
+            entry_id = as_text(entry_id)
             out.append({"id": entry_id, "at": _entry_time(entry_id), "kind": f.get("kind", "patient"),
                         "by": f.get("by", ""), "text": self._keys().decrypt_text(f["body"], key)})
         return out
@@ -269,7 +266,7 @@ class HandoffQueue:
         raw = await self.redis.hgetall(self._conv_key(conversation))
         if not raw:
             return None
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}
 
     async def waiting(self) -> List[Dict[str, Any]]:
         """The queue, highest priority and longest waiting first."""

@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from bot.crypto import KeyRing
+from bot.redis_client import as_text
 
 IDLE_LIMIT = timedelta(minutes=15)
 TOTAL_LIMIT = timedelta(hours=12)
@@ -270,7 +271,7 @@ def pending_verification_on(registry: IdentityRegistry, pipe: Pipeline,
     the intent from the pipeline's results."""
     at = len(pipe)
     pipe.get(registry._k("pending", conversation))
-    return lambda results: results[at].decode() if isinstance(results[at], bytes) else results[at]
+    return lambda results: as_text(results[at])
 
 
 async def clear_pending(registry: IdentityRegistry, conversation: str) -> None:

@@ -28,6 +28,11 @@ def _options(cfg: Settings) -> Dict[str, object]:
 _sync: Dict[str, redis.Redis] = {}
 
 
+def as_text(value) -> Optional[str]:
+    """A Redis reply as a string: the clients here return bytes; None (no such key) stays None."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def sync_redis(cfg: Optional[Settings] = None) -> redis.Redis:
     """A shared synchronous client (CLI, Rasa tracker store)."""
     cfg = cfg or current_settings()

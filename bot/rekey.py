@@ -23,6 +23,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Set
 import redis
 
 from bot.crypto import REFRESH_SECONDS, DecryptionError, KeyRing, KeyStore, key_id_of
+from bot.redis_client import as_text
 
 # A process checks for a new key every REFRESH_SECONDS; waiting longer before re-encrypting
 # means nothing is still being sealed with an old key once the scan starts.
@@ -83,10 +84,6 @@ class RotationReport:
         return not self.unreadable and bool(self.retired or not self.old_keys)
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Rekeyer:
     """Re-encrypts everything under one Redis prefix with the active data key."""
 
@@ -104,7 +101,7 @@ class Rekeyer:
     def _keys(self) -> Iterator[str]:
         skip = {self.store.key, self.status_key}
         for key in self.redis.scan_iter(match=f"{self.prefix}*", count=500):
-            key = _text(key)
+            key = as_text(key)
             if key not in skip and not key.endswith(":rekey-tmp"):
                 yield key
 
@@ -113,7 +110,7 @@ class Rekeyer:
         return ring.encrypt(ring.decrypt(token, aad), aad)
 
     def _rekey_string(self, ring: KeyRing, key: str, old: Set[str]) -> int:
-        token = _text(self.redis.get(key))
+        token = as_text(self.redis.get(key))
         if key_id_of(token) not in old:
             return 0
         return int(self._swap_string(keys=[key], args=[token, self._reseal(ring, token, key)]))
@@ -121,7 +118,7 @@ class Rekeyer:
     def _rekey_hash(self, ring: KeyRing, key: str, old: Set[str]) -> int:
         done = 0
         for fld, token in self.redis.hgetall(key).items():
-            fld, token = _text(fld), _text(token)
+            fld, token = as_text(fld), as_text(token)
             if key_id_of(token) in old:
                 fresh = self._reseal(ring, token, f"{key}#{fld}")
                 done += int(self._swap_field(keys=[key], args=[fld, token, fresh]))
@@ -131,15 +128,15 @@ class Rekeyer:
         swaps: List[str] = []
         for entry_id, fields in self.redis.xrange(key):
             for name, value in fields.items():
-                value = _text(value)
+                value = as_text(value)
                 if key_id_of(value) in old:
-                    swaps += [_text(entry_id), _text(name), value, self._reseal(ring, value, key)]
+                    swaps += [as_text(entry_id), as_text(name), value, self._reseal(ring, value, key)]
         if not swaps:
             return 0
         return int(self._rewrite_stream(keys=[key, f"{key}:rekey-tmp"], args=swaps))
 
     def _rekey(self, ring: KeyRing, key: str, old: Set[str]) -> int:
-        kind = _text(self.redis.type(key))
+        kind = as_text(self.redis.type(key))
         if kind == "string":
             return self._rekey_string(ring, key, old)
         if kind == "hash":
@@ -152,7 +149,7 @@ class Rekeyer:
         """Redis keys still holding a value sealed by one of ``old`` (the check before retiring)."""
         found = []
         for key in self._keys():
-            kind = _text(self.redis.type(key))
+            kind = as_text(self.redis.type(key))
             if kind == "string":
                 values = [self.redis.get(key)]
             elif kind == "hash":

@@ -37,6 +37,7 @@ from bot.handoff import HandoffQueue
 from bot.office import Office
 from bot.outbound import OutboundGate
 from bot.phone import local_timezone
+from bot.redis_client import as_text
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class ReminderReplies:
         returned function reads it (None: no reminder pending) from the pipeline's results."""
         at = len(pipe)
         pipe.get(self._pending_key(conversation))
-        return lambda results: results[at].decode() if isinstance(results[at], bytes) else results[at]
+        return lambda results: as_text(results[at])
 
     async def answer(self, conversation: str, channel: str, text: str, aid: Optional[str]) -> Optional[List[str]]:
         """The reply to ``text`` if it answers the reminder pending about appointment ``aid``

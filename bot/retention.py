@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from bot.audit import AuditLog
 from bot.crypto import KeyRing
+from bot.redis_client import as_text
 
 AUDIT_MINIMUM_DAYS = 6 * 365
 
@@ -54,10 +55,6 @@ def policy_from(cfg) -> Policy:
                   audit=cfg.retention_audit_days)
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _stream_id(at: datetime) -> str:
     return str(int(at.timestamp() * 1000))  # stream ids start with milliseconds since the epoch
 
@@ -80,8 +77,8 @@ class LegalHolds:
     async def held(self) -> Dict[str, Dict[str, str]]:
         out = {}
         for idx, token in (await self.redis.hgetall(self.key)).items():
-            idx = _text(idx)
-            out[idx] = json.loads(self.keys.decrypt_text(_text(token), f"{self.key}#{idx}"))
+            idx = as_text(idx)
+            out[idx] = json.loads(self.keys.decrypt_text(as_text(token), f"{self.key}#{idx}"))
         return out
 
     async def is_held(self, phone_idx: str) -> bool:
@@ -98,7 +95,7 @@ class Retention:
         self.holds = LegalHolds(client, keys, prefix)
 
     async def _scan(self, pattern: str) -> List[str]:
-        return [_text(k) async for k in self.redis.scan_iter(match=f"{self.prefix}{pattern}", count=500)]
+        return [as_text(k) async for k in self.redis.scan_iter(match=f"{self.prefix}{pattern}", count=500)]
 
     async def run(self, actor: str, now: Optional[datetime] = None, dry_run: bool = False) -> Dict[str, int]:
         """Purge what is due; returns counts per kind of record. Audited (also a dry run)."""
@@ -154,7 +151,7 @@ class Retention:
         index = store._k("appts-by-start", "all")  # noqa: SLF001 - the store's own index key
         removed = 0
         for aid in await self.redis.zrangebyscore(index, "-inf", f"({cutoff}"):
-            aid = _text(aid)
+            aid = as_text(aid)
             appt = await store.get_appointment(aid)
             patient = await store.get_patient(appt.pid) if appt else None
             if patient and held & set(patient.get("phone_indexes", [])):
@@ -185,7 +182,7 @@ class Retention:
             latest = await self.redis.xrevrange(key, count=1)
             if not latest:
                 continue
-            keep_from = min(cutoff, _text(latest[0][0]), key=lambda i: tuple(int(p) for p in i.split("-")))
+            keep_from = min(cutoff, as_text(latest[0][0]), key=lambda i: tuple(int(p) for p in i.split("-")))
             due = await self.redis.xrange(key, "-", f"({keep_from}")
             removed += len(due)
             if due and not dry_run:

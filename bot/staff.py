@@ -25,6 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bot.crypto import KeyRing
+from bot.redis_client import as_text
 
 ROLES = ("agent", "admin")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -82,10 +83,6 @@ class SignIn:
     reason: str  # ok | bad_password | bad_code | locked | disabled | unknown_user
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def generate_password() -> str:
     """A random password for a new or reset account (about 120 bits)."""
     return secrets.token_urlsafe(15)
@@ -117,13 +114,13 @@ class StaffAccounts:
         raw = await self.redis.hgetall(self._user_key(staff_id))
         if not raw:
             return None
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {as_text(k): as_text(v) for k, v in raw.items()}
         return StaffMember(id=staff_id, username=f["username"], role=f["role"], disabled=f.get("disabled") == "1",
                            created_at=f.get("created_at", ""), failures=int(f.get("failures", "0")),
                            locked_until=f.get("locked_until", ""))
 
     async def id_of(self, username: str) -> Optional[str]:
-        return _text(await self.redis.hget(self._names_key, username.strip().lower()))
+        return as_text(await self.redis.hget(self._names_key, username.strip().lower()))
 
     async def by_username(self, username: str) -> Optional[StaffMember]:
         staff_id = await self.id_of(username)
@@ -132,14 +129,14 @@ class StaffAccounts:
     async def list(self) -> List[StaffMember]:
         out = []
         for staff_id in (await self.redis.hgetall(self._names_key)).values():
-            member = await self.get(_text(staff_id))
+            member = await self.get(as_text(staff_id))
             if member:
                 out.append(member)
         return sorted(out, key=lambda m: m.username)
 
     async def usernames(self) -> Dict[str, str]:
         """``{staff id: username}`` for showing who holds what."""
-        return {_text(v): _text(k) for k, v in (await self.redis.hgetall(self._names_key)).items()}
+        return {as_text(v): as_text(k) for k, v in (await self.redis.hgetall(self._names_key)).items()}
 
     # -- changing -----------------------------------------------------------------------------
     async def _hash(self, password: str) -> str:
@@ -212,7 +209,7 @@ class StaffAccounts:
 
     async def _verify_code(self, member: StaffMember, code: str, now: float) -> bool:
         key = self._user_key(member.id)
-        token = _text(await self.redis.hget(key, "totp_secret"))
+        token = as_text(await self.redis.hget(key, "totp_secret"))
         code = re.sub(r"\s", "", code or "")
         if not token or not re.fullmatch(r"\d{6}", code):
             return False
@@ -228,7 +225,7 @@ class StaffAccounts:
         """Check password and TOTP code; count failures and lock the account after too many."""
         now = now or datetime.now(timezone.utc)
         member = await self.by_username(username or "")
-        password_hash = _text(await self.redis.hget(self._user_key(member.id), "password_hash")) if member else None
+        password_hash = as_text(await self.redis.hget(self._user_key(member.id), "password_hash")) if member else None
         password_ok = await self._verify_password(password_hash, password or "")
         if member is None:
             return SignIn(False, None, "unknown_user")

@@ -15,9 +15,7 @@ from typing import Optional, Tuple
 
 import redis.asyncio as aioredis
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+from bot.redis_client import as_text
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class StaffSessions:
         raw = await self.redis.hgetall(key)
         if not raw:
             return None, "missing", ""
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {as_text(k): as_text(v) for k, v in raw.items()}
         session = Session(key, f["staff"], f["csrf"], datetime.fromisoformat(f["created"]),
                           datetime.fromisoformat(f["last_seen"]))
         if now - session.last_seen > self.idle:
@@ -102,7 +100,7 @@ class StaffSessions:
 
     async def end_all(self, staff_id: str) -> int:
         """End every session of a staff member (account disabled or reset); returns how many."""
-        keys = [_text(k) for k in await self.redis.smembers(self._index(staff_id))]
+        keys = [as_text(k) for k in await self.redis.smembers(self._index(staff_id))]
         if keys:
             await self.redis.delete(*keys, *[f"{k}:flash" for k in keys])
         await self.redis.delete(self._index(staff_id))
@@ -117,4 +115,4 @@ class StaffSessions:
         value = await self.redis.get(key)
         if value is not None:
             await self.redis.delete(key)
-        return _text(value) if value is not None else None
+        return as_text(value) if value is not None else None

@@ -7,9 +7,9 @@ connections to Redis and to its Rasa. They share nothing but Redis, like the gat
 scale-out (bot/stack.py), so everything that holds across gateways holds across workers:
 idempotency, rate limits, consent, hand-off and one audit chain.
 
-Why: the safety gate's answers are cheap (about 0.8 ms of CPU each) but many can arrive at
-once, and one process answers them one after another (make bench: a burst of 20 took up to
-24 ms with one worker, 11 ms with two).
+Why: the safety gate's answers are cheap (about 0.9 ms of CPU each) but many can arrive at
+once, and one process answers them one after another (make bench, gateway only, 20 patients:
+their p99 was 18-24 ms with one worker, 11 ms with two).
 """
 from __future__ import annotations
 
