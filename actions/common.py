@@ -58,11 +58,13 @@ def reset_services() -> None:
     _by_loop.clear()
 
 
-def say(dispatcher: CollectingDispatcher, text: str, phi_class: str = phi.PUBLIC) -> None:
-    """Send ``text`` with its PHI class attached, for the gateway's egress guard."""
+def say(dispatcher: CollectingDispatcher, text: str, phi_class: str = phi.PUBLIC, safety: str = "") -> None:
+    """Send ``text`` with its PHI class attached, for the gateway's egress guard, and on a
+    safety answer its kind (``redirect`` or ``check``), on which the gateway alerts staff."""
     if phi_class not in phi.CLASSES:
         raise ValueError(f"unknown PHI class {phi_class!r}")
-    dispatcher.utter_message(text=text, json_message={"phi_class": phi_class})
+    custom = {"phi_class": phi_class, **({"safety": safety} if safety else {})}
+    dispatcher.utter_message(text=text, json_message=custom)
 
 
 def sender_phone_index(tracker: Tracker) -> Optional[str]:

@@ -26,7 +26,7 @@ from bot.redis_client import as_text
 PRIORITY = {"emergency": 0, "urgent": 1, "normal": 2}
 REASONS = {
     "patient_request", "repeated_misunderstanding", "reschedule", "running_late",
-    "clinical_question", "test_results", "emergency_follow_up", "verification_lockout",
+    "clinical_question", "test_results", "emergency_follow_up", "verification_lockout", "safety_check",
 }
 ACTIVE = ("waiting", "held")
 LOG_KINDS = ("patient", "staff", "note", "bot")

@@ -6,6 +6,10 @@ STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT; START, UNSTOP; HELP, INFO) plus the wor
 reasonable means", so plain-language requests ("stop texting me", "take me off your list")
 count too. Anything about an appointment ("cancel my appointment") is not a revocation.
 
+Spanish: ALTO, PARAR, BAJA, CANCELAR (bare), NO MAS and plain-language revocations ("no me
+manden mas mensajes", "quiero darme de baja"); AYUDA is HELP. :func:`keyword_language` says
+which language a keyword was in, so the answer is given in it.
+
 Only whole messages are keywords: "stop" inside "the bleeding won't stop" is not an opt-out.
 """
 from __future__ import annotations
@@ -16,14 +20,27 @@ from typing import Optional
 
 OPT_OUT, OPT_IN, HELP = "opt_out", "opt_in", "help"
 
-OPT_OUT_WORDS = frozenset(
+OPT_OUT_WORDS_EN = frozenset(
     {"stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out",
      "remove", "remove me", "unsub", "stop please", "please stop", "stop it", "stop now"}
 )
-OPT_IN_WORDS = frozenset({"start", "unstop", "subscribe", "resume", "opt in", "optin"})
+OPT_IN_WORDS_EN = frozenset({"start", "unstop", "subscribe", "resume", "opt in", "optin"})
 # Words that restore texts only when the number has opted out (otherwise "yes" answers the bot).
-OPT_IN_IF_OPTED_OUT = OPT_IN_WORDS | {"yes", "y", "start texts", "start again", "resubscribe"}
-HELP_WORDS = frozenset({"help", "info", "information"})
+OPT_IN_IF_OPTED_OUT_EN = OPT_IN_WORDS_EN | {"yes", "y", "start texts", "start again", "resubscribe"}
+HELP_WORDS_EN = frozenset({"help", "info", "information"})
+
+SPANISH_OPT_OUT_WORDS = frozenset(
+    {"alto", "parar", "para", "baja", "cancelar", "no mas", "basta", "detener", "darme de baja", "dar de baja",
+     "de baja", "baja por favor", "alto por favor", "parar por favor"}
+)
+SPANISH_OPT_IN_WORDS = frozenset({"inicio", "iniciar", "alta", "darme de alta", "reanudar", "suscribir", "suscribirme"})
+SPANISH_OPT_IN_IF_OPTED_OUT = SPANISH_OPT_IN_WORDS | {"si", "si quiero"}
+SPANISH_HELP_WORDS = frozenset({"ayuda", "informacion", "ayuda por favor"})
+
+OPT_OUT_WORDS = OPT_OUT_WORDS_EN | SPANISH_OPT_OUT_WORDS
+OPT_IN_WORDS = OPT_IN_WORDS_EN | SPANISH_OPT_IN_WORDS
+OPT_IN_IF_OPTED_OUT = OPT_IN_IF_OPTED_OUT_EN | SPANISH_OPT_IN_IF_OPTED_OUT
+HELP_WORDS = HELP_WORDS_EN | SPANISH_HELP_WORDS
 
 _TEXTS = r"(?:texts?|texting|messages?|messaging|msgs?|sms|reminders?|notifications?|alerts?)"
 # Plain-language revocations. Each pattern must name the texts (or "me"), never an appointment.
@@ -42,7 +59,22 @@ REVOCATIONS = tuple(
         r"^wrong number(?: stop)?$",
     )
 )
-_APPOINTMENT = re.compile(r"\b(?:appointment|appt|visit|booking|reservation|surgery|procedure|exam|refill)\b")
+_MENSAJES = r"(?:mensajes?|mensajitos?|textos?|msjs?|msgs?|sms|recordatorios?|notificaciones?|avisos?)"
+SPANISH_REVOCATIONS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        rf"^(?:por favor |porfa |x favor )?(?:ya )?no (?:me )?(?:manden|mande|envien|envie|escriban|escriba|mandes|envies|escribas) (?:mas |ningun |ningunos? )?(?:{_MENSAJES}|nada)?\b.*$",
+        rf"^(?:por favor |porfa |x favor )?(?:ya )?(?:no quiero|no deseo) (?:recibir )?(?:mas |sus |estos |ningun )*{_MENSAJES}\b.*$",
+        rf"^(?:por favor |porfa |x favor )?(?:dejen|deje|deja|paren|pare|para) de (?:mandarme|enviarme|escribirme|mandar|enviar|escribir)\b.*$",
+        r"^(?:por favor |porfa |x favor )?(?:quiero )?(?:darme|dar|denme|deme) de baja\b.*$",
+        r"^(?:por favor |porfa |x favor )?(?:quitenme|quiteme|sacame|saquenme|borren|borrar|eliminen|eliminar|quiten) (?:mi numero |este numero )?(?:de (?:la |su |sus |esta )?(?:lista|listas|mensajes))?\b.*(?:lista|numero|mensajes)$",
+        rf"^no (?:mas|quiero mas) {_MENSAJES}(?: por favor| porfa)?$",
+        r"^(?:revoco|retiro) (?:mi )?(?:consentimiento|permiso)\b.*$",
+        r"^numero equivocado$",
+    )
+)
+_APPOINTMENT = re.compile(r"\b(?:appointment|appt|visit|booking|reservation|surgery|procedure|exam|refill|"
+                          r"citas?|consulta|visita|cirugia|procedimiento|examen|receta)\b")
 
 
 def _plain(text: str) -> str:
@@ -68,9 +100,18 @@ def classify_keyword(text: str) -> Optional[str]:
         return OPT_IN
     if plain in HELP_WORDS:
         return HELP
-    if not _APPOINTMENT.search(plain) and any(p.match(plain) for p in REVOCATIONS):
+    if not _APPOINTMENT.search(plain) and any(p.match(plain) for p in REVOCATIONS + SPANISH_REVOCATIONS):
         return OPT_OUT
     return None
+
+
+def keyword_language(text: str) -> str:
+    """``"es"`` when ``text`` is one of the Spanish keywords or revocations, else ``"en"``."""
+    plain = _plain(text)
+    spanish = SPANISH_OPT_OUT_WORDS | SPANISH_OPT_IN_IF_OPTED_OUT | SPANISH_HELP_WORDS
+    if plain in spanish or any(p.match(plain) for p in SPANISH_REVOCATIONS):
+        return "es"
+    return "en"
 
 
 def is_opt_in_word(text: str) -> bool:

@@ -110,8 +110,17 @@ def rephrase(office: Office) -> str:
 HELP_LIMIT = 160
 
 
-def help_text(office: Office) -> str:
-    """The HELP reply: who we are, how often, rates, how to get help and how to stop (<= 160)."""
+# Spanish texts leave out the accents GSM-7 lacks (á, í, ó, ú), which would make an SMS UCS-2
+# (70 characters a segment instead of 160); ñ, ¿ and ¡ are GSM-7 and stay.
+def help_text(office: Office, language: str = "en") -> str:
+    """The HELP (AYUDA) reply: who we are, how often, rates, how to get help and how to stop
+    (<= 160), in ``language``."""
+    if language == "es":
+        text = (f"{office.name}: mensajes de citas y oficina. Frecuencia variable. Pueden aplicar "
+                f"tarifas. Ayuda: {office.phone}. Responda ALTO para salir.")
+        if len(text) > HELP_LIMIT:
+            text = f"{office.name}: Pueden aplicar tarifas. Ayuda: {office.phone}. Responda ALTO para no recibir mas."
+        return text[:HELP_LIMIT]
     text = (f"{office.name}: appointment & office texts. Msg frequency varies. Msg&data rates may apply. "
             f"Help: {office.phone}. Reply STOP to opt out.")
     if len(text) > HELP_LIMIT:  # a long office name: drop the frequency clause before anything else
@@ -119,12 +128,18 @@ def help_text(office: Office) -> str:
     return text[:HELP_LIMIT]
 
 
-def opted_out(office: Office) -> str:
+def opted_out(office: Office, language: str = "en") -> str:
+    if language == "es":
+        return (f"{office.name}: Ya no recibira mensajes nuestros. Responda INICIO para volver a "
+                "recibirlos. En una emergencia llame al 911.")
     return (f"{office.name}: You're unsubscribed and will get no more texts from us. "
             "Reply START to resubscribe. In an emergency call 911.")
 
 
-def opted_in(office: Office) -> str:
+def opted_in(office: Office, language: str = "en") -> str:
+    if language == "es":
+        return (f"{office.name}: Volvera a recibir mensajes de citas y de la oficina. Pueden aplicar "
+                "tarifas. Responda AYUDA para ayuda, ALTO para no recibir mas.")
     return (f"{office.name}: You're subscribed again to appointment and office texts. "
             "Msg&data rates may apply. Reply HELP for help, STOP to opt out.")
 

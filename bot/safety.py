@@ -25,8 +25,11 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Tuple
 
+from bot.safety_es import SPANISH_RULES, normalise_es, strip_idioms_es
+
 # Redirects: which help line a category's reply points to.
 MEDICAL, SUICIDE, POISON, VIOLENCE = "medical", "suicide", "poison", "violence"
+CRISIS = "crisis"  # a crisis of unknown kind (the NLU's emergency intent): every help line
 
 # -- normalisation --------------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ IDIOMS: Tuple[Tuple[str, str], ...] = (
     ("seen already", r"\b(?:went to|was in|was at|visit to|seen (?:in|at)|discharged from|sent home from) (?:the )?(?:er|emergency room|hospital|urgent care) (?:\w+ ){0,3}?for (?:\w+ ){0,3}"),
     ("waiting to happen", r"\b(?:a )?(?:heart attack|stroke) waiting to happen\b"),
     ("late for", r"\bwill kill me if (?:i|we) (?:am |are )?(?:late|forget|miss|do not show|skip|lose|do not get|do not make|cancel)\b"),
+    ("drowning in work", r"\bdrowning in (?:\w+ ){0,2}(?:forms|paperwork|work|bills|debt|homework|emails|laundry|appointments|calls)\b"),
     ("history of", r"\b(?:history of|last year|years ago) (?:a |an )?(?:stroke|seizures?|heart attack|overdose)\b"),
 )
 _IDIOMS = tuple((name, re.compile(pattern)) for name, pattern in IDIOMS)
@@ -228,8 +232,19 @@ CATEGORIES: Dict[str, Category] = {
         Category("unconscious", MEDICAL, "unconscious or unresponsive"),
         Category("bleeding", MEDICAL, "severe bleeding"),
         Category("general", MEDICAL, "other medical emergency"),
+        Category("hazard", VIOLENCE, "fire, gas, crash or other danger"),
+        Category("crisis", CRISIS, "crisis of unknown kind"),
     )
 }
+
+# The coarse groups the statistical classifier (bot.safety_model) and the evaluation sets use;
+# every category of the rules belongs to one.
+GROUPS = ("suicide", "poisoning", "violence", "hazard", "medical")
+
+
+def group_of(category: str) -> str:
+    """``suicide``, ``poisoning``, ``violence``, ``hazard`` or ``medical`` for a category."""
+    return category if category in GROUPS else "medical"
 
 # Shared fragments.
 _ABUSER = (
@@ -265,6 +280,8 @@ RULES: Tuple[Tuple[str, str, str], ...] = (
     ("suicide", "end life", r"\b(?:end|ending|take|taking|finish) (?:my|his|her|their) (?:own )?li(?:fe|ves)\b|\bend(?:ing)? it all\b|\bend it (?:tonight|today|now)\b"),
     ("suicide", "want to die", r"\b(?:want|wants|wanted|wish|wishing|ready|deserve|deserves|trying|tried|plan|planning) (?:to )?(?:just )?(?:die|be dead|not exist|disappear forever|not wake up|never wake up|sleep forever)\b(?! (?:laughing|of))|\bwish (?:i|he|she) (?:was|were) (?:dead|never born|gone)\b"),
     ("suicide", "not be here", r"\b(?:do|does) not want to (?:be here (?:any ?more|no more)|be alive|live(?: any ?more| like this)?\b|exist|go on|keep living|wake up (?:any ?more|ever again|tomorrow))|\bno (?:reason|point) (?:to|in) (?:live|living|go on|going on|being alive|being here|wake up|waking up)\b|\bdo not want to be here\b(?! (?:for|at|that|until|till|all|when|long|by))"),
+    ("suicide", "plan", r"\b(?:have|got|made|making) a plan to (?:hurt|harm|kill|end|off) (?:my ?self|myself|things|it all|everything|my life)\b|\b(?:plan|planning|going|want|ready) to end (?:things|everything|it)\b(?! (?:with (?:him|her|my)|between))|\bend (?:things|everything) (?:tonight|today|now|for good)\b"),
+    ("suicide", "farewell", r"\b(?:gave|giving) (?:away )?(?:my (?:dog|cat|pets?|things|stuff|belongings)|all my (?:things|stuff))\b.{0,120}\b(?:goodbye|bye|farewell|thanks for everything|sorry for everything)\b|\b(?:everything is|everythings|affairs are|got my affairs) in order\b.{0,80}\b(?:goodbye|bye|farewell|thanks for everything)\b|\bthis is (?:my )?(?:goodbye|last (?:text|message))\b"),
     ("suicide", "better off", r"\bbetter off (?:dead|without me|if i (?:was|were) gone|if i (?:was|were) dead|if i died|if i (?:was|were) not here)\b"),
     ("suicide", "cant go on", r"\b(?:can not) (?:go on|do this any ?more|keep living|keep going|take it any ?more|live like this)\b(?!.* (?:pain|appointment|appt|wait|insurance|billing|bill|phone|hold))"),
     ("suicide", "self harm", r"\b(?:want to|going to|about to|thinking (?:about|of)|urge to|urges to|started|keep|been|can not stop|stop myself from) (?:\w+ )?(?:cut|cutting|hurt|hurting|harm|harming|burn|burning|starve|starving)(?: my ?self| myself)\b|\b(?:thinking about|urge to|urges to|want to|going to|can not stop) (?:cutting|self harm\w*)\b|\b(?:razor|blade)s? (?:is |are )?(?:out|ready|in my hand)\b|\b(?:cutting|harming|burning) (?:my ?self|myself)\b|\bcut (?:my ?self|myself) (?:again|on purpose|deep)\b|\b(?:cut|slit|slitting|slashed) (?:my|his|her) wrists?\b"),
@@ -360,6 +377,9 @@ RULES: Tuple[Tuple[str, str, str], ...] = (
     # --- other signs of a medical emergency ---
     ("general", "asks for ambulance", r"\b(?:need|needs|call|calling|send|get) (?:an |a )?ambulance\b|\b(?:this|it) is an emergency\b|\bmedical emergency\b(?! (?:number|line|plan|contact|card))|\b(?:i|he|she|they) (?:think )?(?:i |he |she )?(?:am|is|are) dying\b(?! (?:of|for|to|laughing|here|over here|inside))|\b(?:i|he|she|they) (?:think )?(?:i |he |she )?(?:am|is|are) going to die\b|\bfeels? like (?:i|he|she) (?:am|is) (?:going to die|dying)\b"),
     ("general", "it is happening again", r"\b(?:same|that) (?:pain|symptoms?|thing|feeling) (?:is |are )?(?:back|happening again|again|coming back)\b.{0,30}\b(?:right now|now|again)\b"),
+    # --- fire, gas, crashes and other immediate danger (911) ---
+    ("hazard", "fire", r"\b(?:(?:there is|theres|there are) (?:a )?(?:fire|smoke)|(?:house|apartment|kitchen|room|building|car|garage|stove|oven|wall|bedroom|trailer|place|roof) (?:is |are )?(?:on fire|burning|catching fire|caught fire|full of smoke|filling with smoke)|on fire\b(?! (?:lol|lmao|haha))|caught (?:on )?fire|smoke (?:is )?(?:everywhere|pouring|coming (?:out|from|under))|flames)\b(?!.{0,20}\b(?:drill|pit|place|works|fighter\w*|extinguisher\w*|safety|alarm test)\b)"),
+    ("hazard", "gas or crash", r"\b(?:smells? (?:like |of )?gas|gas (?:is )?leak\w*|leaking gas|(?:co|carbon monoxide|smoke) (?:alarm|detector)s? (?:is |are |keeps |just )?(?:going off|beeping|went off|sounding)|(?:just )?(?:crashed|wrecked|rolled) (?:the |my |our |his |her )?(?:car|truck|van|bike|motorcycle)|car (?:crash|accident|wreck) (?:just|right now|and)|(?:just )?(?:got|was|were|been) (?:hit by a car|in a (?:car )?(?:crash|wreck|accident))|hit by a car|(?:is |are )?drowning|pulled (?:him|her|them) (?:out of|from) the (?:pool|water|lake)|electrocuted|live wire|power line (?:is )?down|trapped (?:in|under|inside))\b(?!.{0,30}\b(?:last (?:year|month|week)|years ago|insurance|claim|bill|paperwork|form)\b)"),
     ("general", "asks about 911", r"\b(?:should|do|can) (?:i|we) (?:call|go to) (?:911|the er|the emergency room|an ambulance)\b|\b(?:calling|called|on the phone with|waiting for) (?:911|the ambulance|an ambulance|paramedics)\b|\b(?:rushing|taking|driving) (?:him|her|them|me|my \w+) to the (?:er|emergency room|hospital) (?:now|right now)\b"),
 )
 
@@ -403,13 +423,16 @@ class _Rule:
 
 
 _RULES = tuple(_Rule(cat, name, re.compile(pattern)) for cat, name, pattern in RULES)
-assert {r.category for r in _RULES} == set(CATEGORIES), "every category needs a rule and every rule a category"
+_RULES_ES = tuple(_Rule(cat, name, re.compile(pattern)) for cat, name, pattern in SPANISH_RULES)
+assert {r.category for r in _RULES} == set(CATEGORIES) - {"crisis"}, "every category needs a rule and every rule a category"
+assert {r.category for r in _RULES_ES} <= set(CATEGORIES), "a Spanish rule names an unknown category"
 
 
 @dataclass(frozen=True)
 class Emergency:
     category: str  # one of CATEGORIES
-    rule: str  # which rule fired, for the audit and the evaluation report
+    rule: str  # which rule fired (or which layer decided), for the audit and the evaluation report
+    layer: str = "rules"  # rules | classifier | nlu | net: the safety layer that caught it
 
     @property
     def redirect(self) -> str:
@@ -432,26 +455,40 @@ def _prepare(text: str) -> str:
     return strip_idioms(normalise(text))
 
 
+def _prepare_es(text: str) -> str:
+    return strip_idioms_es(normalise_es(text))
+
+
 def _backstop(prepared: str, urgent: bool) -> List[Emergency]:
     if not urgent:
         return []
     return [Emergency(cat, "danger word + urgency") for cat, words in _DANGER if words.search(prepared)]
 
 
+def _urgent(text: str, prepared: str) -> bool:
+    return bool(_URGENT.search(text.lower()) or _URGENT.search(prepared))
+
+
 def detect_all(text: str) -> List[Emergency]:
     """Every rule that fires on ``text``, in priority order (for the evaluation and the audit)."""
-    prepared = _prepare(text)
+    prepared, prepared_es = _prepare(text), _prepare_es(text)
     found = [Emergency(rule.category, rule.name) for rule in _RULES if _fires(rule, prepared)]
-    return found + _backstop(prepared, bool(_URGENT.search(text.lower()) or _URGENT.search(prepared)))
+    found += [Emergency(rule.category, "es: " + rule.name) for rule in _RULES_ES if _fires(rule, prepared_es)]
+    return found + _backstop(prepared, _urgent(text, prepared))
 
 
 def detect_emergency(text: str) -> Optional[Emergency]:
-    """The highest-priority emergency in ``text``, or None. Pure: safe to call with no services up."""
+    """The highest-priority emergency the rules find in ``text``, English first, then Spanish;
+    or None. Pure: safe to call with no services up."""
     prepared = _prepare(text)
     for rule in _RULES:
         if _fires(rule, prepared):
             return Emergency(rule.category, rule.name)
-    backstop = _backstop(prepared, bool(_URGENT.search(text.lower()) or _URGENT.search(prepared)))
+    prepared_es = _prepare_es(text)
+    for rule in _RULES_ES:
+        if _fires(rule, prepared_es):
+            return Emergency(rule.category, "es: " + rule.name)
+    backstop = _backstop(prepared, _urgent(text, prepared))
     return backstop[0] if backstop else None
 
 
@@ -464,6 +501,7 @@ class EmergencyNumbers:
     emergency: str = "911"
     crisis: str = "988"  # call or text
     crisis_name: str = "Suicide & Crisis Lifeline"
+    crisis_spanish: str = "en español: llame al 988 y marque 2, o envie AYUDA al 988"
     poison: str = "1-800-222-1222"
     poison_name: str = "Poison Help"
 
@@ -480,33 +518,77 @@ US = EmergencyNumbers()
 MAX_REDIRECT_CHARS = 320  # two SMS segments
 
 
-def redirect_reply(emergency: Emergency, office_phone: str, numbers: EmergencyNumbers = US) -> str:
-    """The redirect a patient gets for ``emergency``: short, first line actionable, <= 320 chars."""
+# Spanish replies leave out the accents GSM-7 lacks (á, í, ó, ú): with one of them an SMS is
+# sent in UCS-2, 70 characters a segment instead of 160, and a redirect would take five.
+def redirect_reply(emergency: Emergency, office_phone: str, numbers: EmergencyNumbers = US,
+                   language: str = "en") -> str:
+    """The redirect a patient gets for ``emergency``, in ``language`` ("en" or "es"): short,
+    the help line in the first sentence, <= 320 chars."""
     n = numbers
-    staff = f"Our staff will follow up; the office is at {office_phone}."
+    spanish = language == "es"
+    staff = (f"Nuestro personal le dara seguimiento; la oficina: {office_phone}." if spanish
+             else f"Our staff will follow up; the office is at {office_phone}.")
     if emergency.redirect == SUICIDE:
         text = (
-            f"You matter and help is available now: call or text {n.crisis} ({n.crisis_name}), any time. "
+            f"Llame o envie un texto al {n.crisis} ahora ({n.crisis_spanish}); usted importa y hay ayuda. "
+            f"Si corre peligro inmediato o tomo algo, llame al {n.emergency}. {staff}"
+            if spanish else
+            f"Call or text {n.crisis} now ({n.crisis_name}); you matter and help is available any time. "
             f"If you are in immediate danger or have taken something, call {n.emergency} now. {staff}"
         )
     elif emergency.redirect == POISON:
         text = (
+            f"Llame ahora a {n.poison_name} al {n.poison} (hay interpretes). Si la persona no despierta, no "
+            f"respira o tiene convulsiones, llame al {n.emergency} de inmediato. {staff}"
+            if spanish else
             f"Call {n.poison_name} now at {n.poison}. If the person is unconscious, not breathing, "
             f"having a seizure or hard to wake, call {n.emergency} right away. {staff}"
         )
     elif emergency.redirect == VIOLENCE:
         text = (
-            f"If you or someone else is in danger, call {n.emergency} now. If you can't talk, you can "
+            f"Llame al {n.emergency} ahora si usted u otra persona corre peligro. Si no puede hablar, "
+            f"puede enviar un texto al {n.emergency} donde este disponible. {staff}"
+            if spanish else
+            f"Call {n.emergency} now if you or someone else is in danger. If you can't talk, you can "
             f"text {n.emergency} where available. {staff}"
         )
+    elif emergency.redirect == CRISIS:
+        text = crisis_reply(n, language) + " " + staff
     else:
         text = (
-            f"This may be a medical emergency. Call {n.emergency} now, or go to the nearest emergency "
-            f"room. Don't wait for a text reply. {staff}"
+            f"Llame al {n.emergency} ahora o vaya a la sala de emergencias mas cercana: puede ser una "
+            f"emergencia medica. No espere una respuesta por texto. {staff}"
+            if spanish else
+            f"Call {n.emergency} now or go to the nearest emergency room: this may be a medical "
+            f"emergency. Don't wait for a text reply. {staff}"
         )
     if len(text) > MAX_REDIRECT_CHARS:  # a long office phone string must never cut the help line
         text = text[:MAX_REDIRECT_CHARS]
     return text
+
+
+def crisis_reply(numbers: EmergencyNumbers = US, language: str = "en") -> str:
+    """The redirect when a layer knows a message is an emergency but not which kind (the NLU's
+    emergency intent): 911 first, then every help line, so a crisis of any kind is covered."""
+    n = numbers
+    if language == "es":
+        return (f"Si es una emergencia, llame al {n.emergency} ahora. Si piensa en hacerse daño, llame o "
+                f"envie un texto al {n.crisis} ({n.crisis_spanish}). Envenenamiento: {n.poison}.")
+    return (f"If this is an emergency, call {n.emergency} now. If you are thinking about hurting yourself, "
+            f"call or text {n.crisis}. Poisoning: {n.poison_name} {n.poison}.")
+
+
+def safety_check_reply(office_phone: str, numbers: EmergencyNumbers = US, language: str = "en") -> str:
+    """The safety net's answer to a message with danger words no layer could classify: never an
+    ordinary answer. 911 first; 988 for a crisis; a question; staff have been alerted."""
+    n = numbers
+    if language == "es":
+        return (f"Si es una emergencia, llame al {n.emergency} ahora. ¿Esta usted a salvo? Si piensa en "
+                f"hacerse daño, llame o envie un texto al {n.crisis} ({n.crisis_spanish}). Avisamos a "
+                f"nuestro personal; la oficina: {office_phone}.")[:MAX_REDIRECT_CHARS]
+    return (f"If this is an emergency, call {n.emergency} now. Are you safe right now? If you are thinking "
+            f"about hurting yourself, call or text {n.crisis}. We have alerted our staff; the office is at "
+            f"{office_phone}.")[:MAX_REDIRECT_CHARS]
 
 
 def describe(emergencies: Iterable[Emergency]) -> str:

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional
 from urllib.parse import urlparse
 
 from bot.config import ROOT, Settings, load_settings, merged_environ
+from bot import safety_model
 from bot.nlu_train import train_command
 from bot.training import is_current, model_path, rasa_bin, rasa_env
 
@@ -214,6 +215,9 @@ class Stack:
                 raise StackError("training refused or failed (see above); nothing was started")
         if not model_path(self.cfg.model_path.parent).is_file():
             raise StackError("no trained model; run 'patientbot train'")
+        # The safety classifier, fitted now if its inputs changed (seconds), so every gateway
+        # worker starts on the cached file instead of each fitting its own.
+        safety_model.load_or_train()
         self._stop(self._names_beyond(self.scale), say)  # scaling down: instances past the scale stop
         for name, cmd in self.commands().items():
             if self.running(name):

@@ -28,6 +28,7 @@ from bot.crypto import keyring
 from bot.logging_setup import configure_logging
 from bot.office import load_office
 from bot.redis_client import async_redis, open_connections
+from bot.safety_model import RiskClassifier, classifier as risk_classifier
 from channels import sms
 from channels.staff import add_console
 from channels.pipeline import InboundPipeline
@@ -78,6 +79,17 @@ async def security_headers(request: web.Request, handler):
     return response
 
 
+def load_risk_classifier() -> Optional[RiskClassifier]:
+    """The safety gate's classifier (bot.safety_model). Without it the gateway still starts:
+    the rules and the safety net redirect on their own; the failure is logged as critical."""
+    try:
+        return risk_classifier()
+    except Exception as exc:  # noqa: BLE001 - any failure here must not stop emergency redirects
+        logger.critical("ALERT the safety classifier could not be loaded (%s); rules and safety net only",
+                        exc.__class__.__name__)
+        return None
+
+
 def create_app(cfg: Optional[Settings] = None) -> web.Application:
     cfg = cfg or load_settings()
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
@@ -95,6 +107,7 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
         app["sms_sender"] = SmsSender(app["http"], cfg, app["redis"], keys)
         pipeline.late_delivery = sms.late_delivery(app["sms_sender"], pipeline)
         pipeline.holding_after = cfg.sms_holding_after
+        pipeline.classifier = load_risk_classifier()
         if cfg.idv_require_code:
             pipeline.send_code = sms.code_delivery(app["sms_sender"], pipeline)
         try:

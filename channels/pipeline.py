@@ -6,7 +6,11 @@ Then, in this order (see DESIGN.md):
 2. idempotency: a message id seen before returns the first reply, with no second side effect;
 3. rate limit per sender (SMS channel issue);
 4. audit "received";
-5. emergency detector, before everything else that follows;
+5. safety layers, before everything else that follows (bot.safety_screen): the rules and the
+   risk classifier redirect at once; a message with danger words they let pass goes on to the
+   NLU, whose emergency intent redirects, and otherwise gets the safety check, never an
+   ordinary answer (also when Rasa is down or slow, the number has opted out, or staff hold
+   the conversation);
 6. opt-out / opt-in / HELP keywords;
 7. hand-off: an escalated conversation (waiting for staff or held) goes to the staff inbox
    and the bot is silent; then, deterministically and
@@ -36,14 +40,16 @@ from bot.audit import SYSTEM, AuditLog
 from bot.consent import ConsentRegistry, ConsentState
 from bot.crypto import KeyRing, conversation_id, phone_index
 from bot.handoff import HandoffQueue
-from bot.keywords import classify_keyword, is_opt_in_word
+from bot.keywords import classify_keyword, is_opt_in_word, keyword_language
 from bot.office import Office
 from bot.outbound import OutboundGate
 from bot.appointments import AppointmentStore
 from bot.identity import (IdentityRegistry, InvalidDate, clear_pending, mask_dates, parse_dob,
                           pending_verification_on)
 from bot.reminders import ReminderReplies
-from bot.safety import Emergency, detect_emergency, redirect_reply
+from bot.safety import Emergency, redirect_reply, safety_check_reply
+from bot.safety_model import RiskClassifier
+from bot.safety_screen import CHECK, REDIRECT, Screening, screen
 from channels.rasa_client import BotReply, RasaClient, RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -103,6 +109,9 @@ class InboundPipeline:
     holding_after: float = 1.0  # seconds: past this the webhook answers with a holding message
     # Set by the app when verification needs a one-time code: (message, conversation, text) -> sent.
     send_code: Optional[Callable[[Inbound, str, str], Awaitable[bool]]] = None
+    # The safety gate's second layer (bot.safety_model), set by the app; without it the rules
+    # and the safety net still run.
+    classifier: Optional[RiskClassifier] = None
 
     def __init__(self, redis: aioredis.Redis, keys: KeyRing, rasa: RasaClient, office: Office, prefix: str) -> None:
         self.redis = redis
@@ -169,7 +178,8 @@ class InboundPipeline:
         """
         text = clean_text(msg.text)
         # Pure and in-process: known before any I/O, so it survives a Redis or Rasa outage.
-        emergency = detect_emergency(text) if text else None
+        screening = self.screen(text)
+        emergency = screening.emergency
         try:
             # One round trip for what every message needs first: the claim of its id (2.), the
             # rate limit's count (3.) and, for the keyword gate, the number's consent (6.).
@@ -195,7 +205,7 @@ class InboundPipeline:
             # Writes that need not come before the answer is decided, only before it is given,
             # collected on the way and made side by side at the end: one round trip's wait.
             finishing: List[Callable[[], Awaitable]] = []
-            out = await self._process(msg, text, emergency, conversation, consent, phone_idx, finishing)
+            out = await self._process(msg, text, screening, conversation, consent, phone_idx, finishing)
             finishing.append(lambda: self.audit.record(SYSTEM, "message_sent", conversation, "ok",
                                                        {"channel": msg.channel, "replies": out}))
             if msg.message_id:
@@ -216,7 +226,11 @@ class InboundPipeline:
             await self._release(msg)
             if emergency:  # whatever failed, a person in danger still gets the redirect
                 logger.error("%s after an emergency was detected; sending the redirect anyway", exc.__class__.__name__)
-                return [self._redirect(emergency)]
+                return [self._redirect(emergency, screening.language)]
+            if screening.concern:  # ... and a message with danger words the safety check
+                logger.error("%s on a message with danger words; sending the safety check anyway",
+                             exc.__class__.__name__)
+                return [self._safety_check(screening.language)]
             if not isinstance(exc, RedisError):
                 raise
             logger.error("Redis unavailable (%s): failing closed", exc.__class__.__name__)
@@ -233,10 +247,17 @@ class InboundPipeline:
         except RedisError:
             pass
 
-    def _redirect(self, emergency: Emergency) -> str:
-        return redirect_reply(emergency, self.office.phone, self.office.emergency)
+    def screen(self, text: str) -> Screening:
+        """The in-process safety layers' verdict on ``text`` (rules, classifier, the net's trigger)."""
+        return screen(text, self.classifier) if text else Screening(None, None, "en")
 
-    async def _process(self, msg: Inbound, text: str, emergency: Optional[Emergency], conversation: str,
+    def _redirect(self, emergency: Emergency, language: str) -> str:
+        return redirect_reply(emergency, self.office.phone, self.office.emergency, language)
+
+    def _safety_check(self, language: str) -> str:
+        return safety_check_reply(self.office.phone, self.office.emergency, language)
+
+    async def _process(self, msg: Inbound, text: str, screening: Screening, conversation: str,
                        consent: Optional[ConsentState], phone_idx: str,
                        finishing: List[Callable[[], Awaitable]]) -> List[str]:
         # 4. Audit "received" (the body sealed in the event's details): the first event of the
@@ -250,17 +271,21 @@ class InboundPipeline:
         # 5. Emergencies first, whatever the consent or hand-off state; then
         # 6. opt-out / opt-in / HELP, deterministic, before the NLU (on SMS: ``consent`` was read
         #    for it). The keyword gate never escalates: its answers keep no number for staff.
-        if emergency is not None:
+        if screening.emergency is not None:
             finishing.insert(0, received)
-            return self._emergency(msg, emergency, conversation, finishing)
+            return self._emergency(msg, screening.emergency, screening.language, conversation, finishing)
         if consent is not None:
+            if screening.concern and consent.opted_out and classify_keyword(text) is None:
+                # Like a redirect, the safety check is the one message an opted-out number gets.
+                finishing.insert(0, received)
+                return self._checked(msg, screening, conversation, finishing)
             gate = await self._keywords(msg, text, conversation, phone_idx, consent, finishing, received)
             if gate is not None:
                 return gate
         # What the steps of 7. need to know, read in one round trip beside "received" (reads
         # cause nothing, so the event still comes before anything the message causes).
         _, pending = await asyncio.gather(received(), self._pending(conversation))
-        out = await self._decide(msg, text, conversation, pending)
+        out = await self._decide(msg, text, screening, conversation, pending, finishing)
         logger.debug("conversation %s answered with %d message(s)", conversation, len(out))
         finishing.append(lambda: self._remember_contact(msg, conversation))  # the bot may have escalated
         return out
@@ -273,10 +298,14 @@ class InboundPipeline:
             results = await pipe.execute()
         return Pending(escalated(results), verification(results), reminder(results))
 
-    async def _decide(self, msg: Inbound, text: str, conversation: str, pending: Pending) -> List[str]:
+    async def _decide(self, msg: Inbound, text: str, screening: Screening, conversation: str, pending: Pending,
+                      finishing: List[Callable[[], Awaitable]]) -> List[str]:
         # 7. An escalated conversation, waiting for staff or held by them: the message goes to
-        #    the staff inbox and the bot is silent until staff hand it back.
+        #    the staff inbox and the bot is silent until staff hand it back; a message with
+        #    danger words still gets the safety check (and raises the conversation to urgent).
         if pending.escalated:
+            if screening.concern:
+                return self._checked(msg, screening, conversation, finishing)
             if text:
                 await self.handoff.post_to_inbox(conversation, self.keys.encrypt_text(text, self.handoff.inbox_key(conversation)))
             return []
@@ -286,12 +315,13 @@ class InboundPipeline:
         if verification is not None:
             return verification
 
-        # 7c. Questions about another person get the neutral reply, whether or not they are a patient.
-        if phi.mentions_someone_else(text):
+        # 7c. Questions about another person get the neutral reply, whether or not they are a patient
+        #     (a message with danger words goes on to the NLU's emergency intent and the safety net).
+        if not screening.concern and phi.mentions_someone_else(text):
             return [replies.someone_else(self.office)]
 
         # 7d. An answer to a pending appointment reminder ("C", "R", "can't make it").
-        if msg.channel == "sms" and text and pending.reminder:
+        if msg.channel == "sms" and text and pending.reminder and not screening.concern:
             answer = await self.reminder_replies.answer(conversation, msg.channel, text, pending.reminder)
             if answer is not None:
                 return answer
@@ -300,10 +330,10 @@ class InboundPipeline:
             await self.audit.record(SYSTEM, "media_refused", conversation, "not_processed", {"count": msg.media})
             if not text:
                 return [self.media_reply()]
-            return [*(await self._bot(msg, text, conversation)), self.media_reply()]
+            return [*(await self._bot(msg, text, screening, conversation, finishing)), self.media_reply()]
         if not text:
             return [self.empty_reply()]
-        return await self._bot(msg, text, conversation)
+        return await self._bot(msg, text, screening, conversation, finishing)
 
     async def _verification(self, msg: Inbound, text: str, conversation: str,
                             intent: Optional[str]) -> Optional[List[str]]:
@@ -343,10 +373,22 @@ class InboundPipeline:
             return []
         return await self._ask_rasa(msg, "/" + intent, conversation)  # the gateway's own command, not patient text
 
-    async def _bot(self, msg: Inbound, text: str, conversation: str) -> List[str]:
+    async def _bot(self, msg: Inbound, text: str, screening: Screening, conversation: str,
+                   finishing: List[Callable[[], Awaitable]]) -> List[str]:
         """Rasa's answer; if it takes longer than the provider will wait, a holding message now
-        and the answer later by the outbound API (through the outbound gate)."""
-        answer = asyncio.ensure_future(self._ask_rasa(msg, for_rasa(text), conversation))
+        and the answer later by the outbound API (through the outbound gate). A message with
+        danger words (``screening.concern``) gets Rasa's safety answer (the NLU's emergency
+        intent, layers 3 and 4) or, if Rasa cannot give one in time, the safety check now."""
+        answer = asyncio.ensure_future(self._ask_rasa(msg, for_rasa(text), conversation, screening))
+        if screening.concern:
+            try:
+                out = await asyncio.wait_for(asyncio.shield(answer), self.holding_after)
+            except asyncio.TimeoutError:
+                logger.info("Rasa slow for conversation %s with a safety concern: safety check now", conversation)
+                out = []
+            if out:
+                return out
+            return self._checked(msg, screening, conversation, finishing)
         if self.late_delivery is None or msg.channel != "sms":
             return await answer
         try:
@@ -378,13 +420,26 @@ class InboundPipeline:
         if self._late:
             await asyncio.wait(list(self._late), timeout=timeout)
 
-    async def _ask_rasa(self, msg: Inbound, rasa_text: str, conversation: str) -> List[str]:
-        # 8. Rasa, then the egress guard.
+    async def _ask_rasa(self, msg: Inbound, rasa_text: str, conversation: str,
+                        screening: Optional[Screening] = None) -> List[str]:
+        # 8. Rasa, then the egress guard. On a message with danger words (``screening.concern``)
+        #    only a safety answer is passed on: anything else, or no answer, returns [] and the
+        #    caller gives the safety check.
+        concern = screening is not None and screening.concern is not None
         try:
-            bot_replies = await self.rasa.send(conversation, rasa_text, msg.channel, msg.message_id)
+            bot_replies = await self.rasa.send(conversation, rasa_text, msg.channel, msg.message_id,
+                                               screening.risk if screening is not None else None)
         except RasaUnavailable as exc:
             logger.error("Rasa unavailable for conversation %s: %s", conversation, exc)
-            return [self.unavailable_reply()]
+            return [] if concern else [self.unavailable_reply()]
+        safety = next((r.safety for r in bot_replies if r.safety in (REDIRECT, CHECK)), None)
+        if safety is not None:
+            await self._alert_staff(msg, conversation, "nlu" if safety == REDIRECT else "net",
+                                    [r.text for r in bot_replies])
+        elif concern:
+            logger.warning("Rasa gave an ordinary answer to a message with danger words in conversation %s; "
+                           "safety check instead", conversation)
+            return []
         verified = await self.identity.session(conversation, msg.channel) is not None
         allowed = self.egress_guard(conversation, bot_replies, verified=verified)
         if verified and msg.message_id and any(r.phi_class == phi.PHI for r in bot_replies):
@@ -398,24 +453,62 @@ class InboundPipeline:
                                     {"channel": msg.channel, "replies": len(disclosed)})
         return allowed
 
-    def _emergency(self, msg: Inbound, emergency: Emergency, conversation: str,
+    def _emergency(self, msg: Inbound, emergency: Emergency, language: str, conversation: str,
                    finishing: List[Callable[[], Awaitable]]) -> List[str]:
         """The redirect, at once. Staff are alerted (the conversation queued at emergency
         priority, with the number to text back) and the audit and the staff log told, by writes
         added to the last ones: side by side, so the redirect waits for about two round trips,
         not one per write. If any of them fails the redirect is still given (handle)."""
-        logger.warning("EMERGENCY redirect (%s, rule %s) for conversation %s; staff alerted",
-                       emergency.category, emergency.rule, conversation)
-        redirect = self._redirect(emergency)
+        logger.warning("EMERGENCY redirect (%s, %s %s) for conversation %s; staff alerted",
+                       emergency.category, emergency.layer, emergency.rule, conversation)
+        redirect = self._redirect(emergency, language)
         finishing += [
             lambda: self.audit.record(SYSTEM, "emergency_redirect", conversation, "redirected",
-                                      {"category": emergency.category, "rule": emergency.rule}),
+                                      {"category": emergency.category, "rule": emergency.rule,
+                                       "layer": emergency.layer, "language": language}),
             lambda: self.handoff.escalate(conversation, msg.channel, "emergency_follow_up", "emergency",
                                           contact=msg.sender if msg.channel == "sms" else None),
             # The staff member following up sees what the patient wrote and what they were told.
             lambda: self.handoff.post_exchange(conversation, self.keys.encrypt_text(
                 clean_text(msg.text), self.handoff.inbox_key(conversation)), redirect, SYSTEM)]
         return [redirect]
+
+    def _checked(self, msg: Inbound, screening: Screening, conversation: str,
+                 finishing: List[Callable[[], Awaitable]]) -> List[str]:
+        """The safety net's answer: the safety check, and an urgent staff alert with what the
+        patient wrote and what they were told, by writes added to the last ones (as
+        :meth:`_emergency`)."""
+        logger.warning("SAFETY CHECK (danger words: %s) for conversation %s; staff alerted",
+                       screening.concern, conversation)
+        check = self._safety_check(screening.language)
+        finishing += [
+            lambda: self.audit.record(SYSTEM, "safety_check", conversation, "checked",
+                                      {"concern": screening.concern, "layer": "net", "language": screening.language}),
+            lambda: self.handoff.escalate(conversation, msg.channel, "safety_check", "urgent",
+                                          contact=msg.sender if msg.channel == "sms" else None),
+            lambda: self.handoff.post_exchange(conversation, self.keys.encrypt_text(
+                clean_text(msg.text), self.handoff.inbox_key(conversation)), check, SYSTEM)]
+        return [check]
+
+    async def _alert_staff(self, msg: Inbound, conversation: str, layer: str, answer: List[str]) -> None:
+        """Staff alerted to a safety answer the NLU gave (its emergency intent: ``nlu``, the
+        emergency queue; the safety net inside Rasa: ``net``, urgent), with the exchange."""
+        emergency = layer == "nlu"
+        logger.warning("%s from the NLU for conversation %s; staff alerted",
+                       "EMERGENCY redirect" if emergency else "SAFETY CHECK", conversation)
+        sealed = self.keys.encrypt_text(clean_text(msg.text), self.handoff.inbox_key(conversation))
+        results = await asyncio.gather(
+            self.audit.record(SYSTEM, "emergency_redirect" if emergency else "safety_check", conversation,
+                              "redirected" if emergency else "checked", {"layer": layer}),
+            self.handoff.escalate(conversation, msg.channel, "emergency_follow_up" if emergency else "safety_check",
+                                  "emergency" if emergency else "urgent",
+                                  contact=msg.sender if msg.channel == "sms" else None),
+            self.handoff.post_exchange(conversation, sealed, " ".join(answer), SYSTEM),
+            return_exceptions=True)
+        for result in results:  # the answer is given even if alerting failed; the failure is loud
+            if isinstance(result, BaseException):
+                logger.critical("could not alert staff to a safety answer for conversation %s: %s",
+                                conversation, result.__class__.__name__)
 
     async def _keywords(self, msg: Inbound, text: str, conversation: str, phone_idx: str, state: ConsentState,
                         finishing: List[Callable[[], Awaitable]],
@@ -426,6 +519,7 @@ class InboundPipeline:
         changes; the consent change is made before the answer, its audit event and the end of
         a verified session go with the last writes, still before the answer is sent."""
         keyword = classify_keyword(text)
+        language = keyword_language(text)
         if keyword == "opt_out" and not state.opted_out:
             # Effective before the reply; the "received" event is chained first either way.
             await asyncio.gather(received(), self.consent.record_opt_out(phone_idx, "keyword", text))
@@ -433,17 +527,17 @@ class InboundPipeline:
                                                        {"source": "keyword"}))
             finishing.append(lambda: self.identity.end(conversation))  # an opt-out also ends a verified session
             logger.info("opt-out recorded for conversation %s", conversation)
-            return [replies.opted_out(self.office)]
+            return [replies.opted_out(self.office, language)]
         if keyword == "opt_in" or (state.opted_out and is_opt_in_word(text)):
             await asyncio.gather(received(), self.consent.record_opt_in(phone_idx, "keyword", text))
             finishing.append(lambda: self.audit.record(SYSTEM, "consent_opt_in", conversation, "recorded",
                                                        {"source": "keyword"}))
             logger.info("opt-in recorded for conversation %s", conversation)
-            return [replies.opted_in(self.office)]
+            return [replies.opted_in(self.office, language)]
         if state.opted_out:
             answer: List[str] = []  # no message of any kind until the number opts back in (a second STOP too)
         elif keyword == "help":
-            answer = [replies.help_text(self.office)]
+            answer = [replies.help_text(self.office, language)]
         else:
             return None
         finishing.insert(0, received)  # nothing changes: the event goes with the last writes

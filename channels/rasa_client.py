@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import aiohttp
+
+from bot.safety_screen import RISK_KEY
 
 
 # The shared-secret header the Rasa-side connector requires (channels.rasa_connector).
@@ -27,6 +29,7 @@ class RasaUnavailable(Exception):
 class BotReply:
     text: str
     phi_class: str
+    safety: str = ""  # "redirect" | "check" on the NLU's safety answers (bot.safety_screen), else ""
 
 
 class RasaClient:
@@ -52,10 +55,14 @@ class RasaClient:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, conversation: str, text: str, channel: str, message_id: str) -> List[BotReply]:
-        """Hand one patient message to Rasa and return the bot's replies."""
+    async def send(self, conversation: str, text: str, channel: str, message_id: str,
+                   risk: Optional[float] = None) -> List[BotReply]:
+        """Hand one patient message to Rasa and return the bot's replies. ``risk``: the safety
+        classifier's probability, which the NLU's safety layer weighs (bot.safety_screen)."""
         assert self._session is not None, "RasaClient.start() was not awaited"
         payload = {"sender": conversation, "text": text, "channel": channel, "message_id": message_id}
+        if risk is not None:
+            payload[RISK_KEY] = round(risk, 4)
         try:
             async with self._session.post(self.base_url + WEBHOOK_PATH, json=payload, timeout=self._timeout) as resp:
                 if resp.status != 200:
@@ -64,7 +71,7 @@ class RasaClient:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise RasaUnavailable(exc.__class__.__name__) from None
         return [
-            BotReply(str(m.get("text", "")), str(m.get("phi_class", "")))
+            BotReply(str(m.get("text", "")), str(m.get("phi_class", "")), str(m.get("safety", "")))
             for m in body.get("messages", [])
             if isinstance(m, dict) and m.get("text")
         ]

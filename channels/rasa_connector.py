@@ -30,6 +30,7 @@ from bot.logging_setup import guard_all_handlers
 from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
 from channels import model_endpoint, rasa_speedups
 from channels.nlu_capture import capture_latest_turn
+from bot.safety_screen import RISK_KEY
 from channels.rasa_client import SECRET_HEADER
 
 logger = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ class GatewayOutput(OutputChannel):
         text = message.get("text")
         if not text:
             return  # images, buttons without text etc. are not sent over SMS
-        custom = message.get("custom")
-        phi_class = custom.get("phi_class", DEFAULT_CLASS) if isinstance(custom, dict) else DEFAULT_CLASS
-        self.messages.append({"text": str(text), "phi_class": str(phi_class)})
+        custom = message.get("custom") if isinstance(message.get("custom"), dict) else {}
+        self.messages.append({"text": str(text), "phi_class": str(custom.get("phi_class", DEFAULT_CLASS)),
+                              "safety": str(custom.get("safety", ""))})
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         self.messages.append({"text": text, "phi_class": DEFAULT_CLASS})
@@ -133,6 +134,8 @@ class GatewayInput(InputChannel):
             if not isinstance(sender, str) or not sender or not isinstance(text, str):
                 return response.json({"error": "sender and text are required"}, status=400)
             metadata = {"channel": str(body.get("channel", "")), "message_id": str(body.get("message_id", ""))}
+            if isinstance(body.get(RISK_KEY), (int, float)):  # the gateway's risk classifier, for the NLU's safety layer
+                metadata[RISK_KEY] = float(body[RISK_KEY])
             collector = GatewayOutput()
             try:
                 await on_new_message(

@@ -22,7 +22,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot.audit import SYSTEM
 from bot.crypto import phone_index
 from bot.phone import InvalidPhoneNumber, to_e164
-from bot.safety import detect_emergency, redirect_reply
+from bot.safety import redirect_reply
 from channels.pipeline import Inbound, RateLimited, RetryLater, clean_text
 from channels.rate_limit import RateLimiter
 from channels.sms_sender import STATUS_PATH, SendFailed, SmsSender
@@ -108,10 +108,12 @@ async def _inbound(request: web.Request) -> web.Response:
     except RetryLater:
         return web.Response(status=503, text="temporarily unavailable, retry", headers={"Retry-After": "5"})
     except RateLimited:
-        emergency = detect_emergency(clean_text(body))
+        screening = pipeline.screen(clean_text(body))
+        emergency = screening.emergency
         await _audit(request, "rate_limited", "emergency_redirected" if emergency else "refused", sender_idx)
         if emergency:
-            return twiml([redirect_reply(emergency, pipeline.office.phone, pipeline.office.emergency)])
+            return twiml([redirect_reply(emergency, pipeline.office.phone, pipeline.office.emergency,
+                                         screening.language)])
         return web.Response(status=429, text="too many messages, slow down", headers={"Retry-After": "60"})
     return twiml(replies)
 

@@ -132,6 +132,51 @@ def test_emergency_and_opt_out_through_the_running_stack(stack):
     assert "988" in crisis
 
 
+# The messages the safety issue reported answered with an FAQ, an appointment reply, the
+# fallback or nothing (issue 15): each now gets a redirect in its language, 988 for a crisis.
+REPORTED = [
+    ("I have a plan to hurt myself", "988", "en"),
+    ("gave my dog to the neighbor, paid off my phone bill, everythings in order. goodbye and thanks for everything",
+     "988", "en"),
+    ("mi hijo de 15 dice que se quiere morir y se encerro en el baño con una navaja", "988", "es"),
+    ("i have a plan to end things", "988", "en"),
+    ("there's a fire in my apartment", "911", "en"),
+    ("no puedo respirar", "911", "es"),
+    ("quiero morir", "988", "es"),
+    ("me duele mucho el pecho", "911", "es"),
+    ("me quiero matar", "988", "es"),
+]
+
+
+@pytest.mark.parametrize("n,body,number,language", [(n, *r) for n, r in enumerate(REPORTED)])
+def test_reported_emergencies_are_redirected_in_their_language(stack, n, body, number, language):
+    [reply] = text(stack, body, f"+155501002{n:02d}")
+    first = reply.split(". ")[0]
+    assert number in first
+    assert reply.startswith("Llame") == (language == "es")
+
+
+def test_danger_words_get_the_safety_check_through_rasa_and_reach_staff(stack):
+    """Layer 4 through the real NLU: a message no other layer flags, with a danger word."""
+    number = "+15550100191"
+    [check] = text(stack, "is it normal to feel like dying after the flu shot", number)
+    assert "Are you safe" in check and "988" in check
+    client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    try:
+        queue = HandoffQueue(client, stack.cfg.redis_prefix, keyring(stack.cfg))
+        entry = asyncio.run(queue.entry(conversation_id(keyring(stack.cfg), "sms", number)))
+    finally:
+        asyncio.run(client.close())
+    assert entry["priority"] == "urgent" and entry["reason"] == "safety_check"
+
+
+def test_ordinary_messages_still_get_ordinary_answers(stack):
+    office = load_office(stack.cfg.office_config)
+    number = "+15550100192"
+    assert text(stack, "what are your hours", number) == [office.faq_answer("ask_hours")]
+    assert text(stack, "dying to know if you take my insurance lol", number) == [office.faq_answer("ask_insurance")]
+
+
 def test_reminder_run_against_the_provider_stand_in(stack):
     [subscribed] = text(stack, "START")  # the demo number agrees to texts
     assert "subscribed" in subscribed

@@ -39,6 +39,7 @@ REASON_LABELS = {
     "reschedule": "Reschedule request", "running_late": "Running late", "clinical_question": "Clinical question",
     "test_results": "Test results question", "emergency_follow_up": "Emergency follow-up",
     "verification_lockout": "Verification locked out",
+    "safety_check": "Safety check: danger words, check on the patient",
 }
 SIGNED_OUT_REASONS = {"idle": "You were signed out after a period without activity.",
                       "signin": "Please sign in.", "out": "You are signed out."}

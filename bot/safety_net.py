@@ -1,0 +1,90 @@
+"""The safety net: the last safety layer, for what no other layer is sure about.
+
+A message that the rules, the classifier and the NLU's emergency intent all let pass, but that
+carries danger vocabulary (harm to self or others, dying, not breathing, bleeding, unconscious,
+overdose, accident, fire, weapons, abuse; English and Spanish) which no known harmless idiom
+explains, is never answered as an ordinary message: it gets the safety check ("If this is an
+emergency, call 911 now. Are you safe right now? ... 988") and staff get an urgent alert.
+
+The words are stems matched on the rules' normalised text after the rules' idioms are blanked
+("dying to know", "me muero de hambre", "blood test", "radiografia de pecho"), plus a few
+contexts that only this layer discounts: routine care named in the same breath as the word
+("refill", "results", "follow-up", "class", "bill"), where the word is the topic of an office
+question, not a happening. Pure and in-process, like the rules.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional, Tuple
+
+from bot.safety import _prepare, _prepare_es
+
+# (group, words) in priority order: the group names the kind of worry, for the staff alert.
+# (group, English words, Spanish words) in priority order; the group names the kind of worry
+# for the staff alert. English words are read on the English normalisation, Spanish ones on the
+# Spanish normalisation, each after its own language's idioms are blanked.
+DANGER_WORDS: Tuple[Tuple[str, str, str], ...] = (
+    ("suicide",
+     r"suicid\w*(?! (?:prevention|awareness|training|walk|hotline number|risk screening|loss|rates?|warning))|"
+     r"(?:kill|hurt|harm|cut|burn|starve) (?:my ?self|myself)|end (?:it|my life|things)|"
+     r"(?:want|wanna|wish) (?:to )?(?:die|be dead|disappear)|no reason to live|give up on life|goodbye forever",
+     r"suicid\w*|(?:quiero|quiere) (?:morir|morirme|desaparecer)|matarme|quitarme la vida|hacerme dano|lastimarme|"
+     r"no quiero (?:vivir|seguir)|ya no aguanto"),
+    ("poisoning",
+     r"overdose|overdosed|poisoned|poisoning|swallowed|ingested|bleach|fumes|too many pills|"
+     r"too much (?:medicine|insulin|tylenol)",
+     r"sobredosis|envenen\w*|intoxic\w*|se (?:tomo|trago|comio|bebio)|cloro|pastillas de mas"),
+    ("violence",
+     r"(?:hit|hitting|beat|beating|hurt|hurting|attack\w*|threaten\w*|abus\w*|chok\w*|stab\w*|shoot\w*|rap\w*) "
+     r"(?:me|us|my \w+|the kids|her|him)|gun|guns|knife|knives|weapon|stabbed|abused|abusive|"
+     r"assault\w*|afraid (?:of|for) (?:him|her|my life)|not safe",
+     r"pistola|cuchillo|navaja|arma|golpe\w*|me pega\w*|abusando|violencia|amenaz\w*|miedo de (?:el|ella|mi)"),
+    ("hazard",
+     r"fire|full of smoke|smoke (?:everywhere|in the \w+|coming \w+)|gas leak|smell gas|wreck|drown\w*|electrocut\w*|"
+     r"trapped",
+     r"fuego|incendio|humo|olor a gas|chocamos|ahog\w*|atrapad\w*"),
+    ("medical",
+     r"dying|i am going to die|(?:he|she|they) (?:is|are) dead|not breathing|can not breathe|breathless|gasping|"
+     r"choking|unconscious|unresponsive|passed out|fainted|collapsed|seizing|convuls\w*|heart attack|"
+     r"chest pain|chest pressure|bleeding|hemorrhag\w*|ambulance",
+     r"muriendo|me voy a morir|no respira\w*|no puedo respirar|inconsciente|desmay\w*|"
+     r"convulsion\w*|infarto|sangrando|hemorragia|ambulancia|dolor de pecho"),
+)
+_EN = tuple((group, re.compile(r"\b(?:" + en + r")\b")) for group, en, _ in DANGER_WORDS)
+_ES = tuple((group, re.compile(r"\b(?:" + es + r")\b")) for group, _, es in DANGER_WORDS)
+
+# Figures of speech the rules' idioms do not cover because no rule reads these words alone.
+FIGURES = re.compile(
+    r"\b(?:dying|die|died) (?:of|from) (?:embarrassment|boredom|shame|curiosity|the heat|cold|hunger|thirst|shock)\b|"
+    r"\bto die for\b|\bto death\b|\bbleeding (?:heart|money|me dry)\b|\bdead (?:tired|on my feet|battery)\b|"
+    r"\b(?:fire|smoke) (?:drill|alarm test|pit|place|works|station|department|fighters?|extinguishers?)\b|"
+    r"\bshoot me (?:a|an|the) \w+\b|\bchoking hazard\b|\bon fire (?:today|lately)\b|\bnot suicidal\b|"
+    r"\b(?:died|lost \w+(?: \w+)? to|death) (?:by |to )?suicide\b|\b(?:phone|battery|plant|car) is dying\b|"
+    r"\b(?:video )?game\b.{0,20}\bdying\b|\bdying (?:my|her|his) hair\b|\bwaiting to happen\b|"
+    r"\bnot (?:bleeding|dying|urgent|suicidal)\b|\bbleeding (?:has )?stopped\b|\b(?:bb|nerf|toy|water|glue|squirt) guns?\b|"
+    r"\bgun (?:range|safety|locks?|show|safe)\b|\b(?:kitchen|butter|pocket) knife\b|\b(?:overdose|suicide) "
+    r"(?:prevention|awareness|education)\b|\bsecondhand smoke\b|\bwildfire smoke\b"
+)
+
+# Routine care named beside the word: the word is what the question is about, not what is happening.
+ROUTINE_CONTEXT = re.compile(
+    r"\b(?:refill\w*|prescription\w*|pharmacy|results?|follow ?up|followup|class(?:es)?|training|course|"
+    r"seminar|webinar|bill|billing|invoice|insurance|claim|form|forms|paperwork|pamphlet|brochure|handout|"
+    r"x ?ray|scan|screening|referral|records?|history|last (?:year|month|week|time)|years ago|ago|yesterday|"
+    r"fine now|all good|just wondering|just curious|novel|paper|presentation|resources|support group|"
+    r"receta\w*|farmacia|resultados?|seguimiento|clase|curso|factura|seguro|formulario|papeles|radiografia|"
+    r"historial|expediente|el ano pasado|hace (?:\w+ )?(?:anos|meses|semanas))\b"
+)
+
+
+def danger_concern(text: str) -> Optional[str]:
+    """The kind of danger ``text``'s words point to (``suicide``, ``poisoning``, ``violence``,
+    ``hazard``, ``medical``), or None when it has no danger word that idioms and routine
+    context leave standing."""
+    for prepared, words in ((FIGURES.sub(" ~ ", _prepare(text)), _EN), (_prepare_es(text), _ES)):
+        if ROUTINE_CONTEXT.search(prepared):
+            continue
+        for group, pattern in words:
+            if pattern.search(prepared):
+                return group
+    return None
