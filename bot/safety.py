@@ -194,7 +194,13 @@ IDIOMS: Tuple[Tuple[str, str], ...] = (
     ("detector paperwork", r"\b(?:carbon monoxide|co|smoke) (?:detector|alarm)s? (?:inspection|form|install\w*|battery|batteries|check|certificate|requirement)\b"),
     ("seen already", r"\b(?:went to|was in|was at|visit to|seen (?:in|at)|discharged from|sent home from) (?:the )?(?:er|emergency room|hospital|urgent care) (?:\w+ ){0,3}?for (?:\w+ ){0,3}"),
     ("waiting to happen", r"\b(?:a )?(?:heart attack|stroke) waiting to happen\b"),
-    ("late for", r"\bwill kill me if (?:i|we) (?:am |are )?(?:late|forget|miss|do not show|skip|lose|do not get|do not make|cancel)\b"),
+    ("late for", r"\b(?:will|is going to|going to|gonna) (?:kill|murder|shoot|strangle) (?:me|us) if (?:i|we) (?:am |are )?(?:late|forget|miss|do not show|skip|lose|do not get|do not make|cancel)\b"),
+    ("body on fire", r"\b(?:knee|knees|throat|back|feet|foot|legs?|arms?|muscles?|skin|stomach|hands?|eyes?|joints?|shins?|calves|thighs?|quads|hamstrings?|sunburn) (?:has been |have been |is |are |feels |feel |was )?(?:on fire|burning)\b"),
+    ("overdose warning", r"\boverdose (?:warning|risk|label|information|info|prevention|education|training)\b"),
+    ("detector chirping", r"\b(?:carbon monoxide|co|smoke) (?:detector|alarm)s? (?:\w+ ){0,2}chirp\w*"),
+    ("snoring", r"\bsnor\w* like (?:he|she|i|they) (?:is |are |am )?(?:choking|dying|drowning)\b"),
+    ("scared of needles", r"\bscared (?:to death )?of (?:needles|shots|the dentist|doctors|blood|the doctor)\b"),
+    ("heart attack someday", r"\b(?:lead to|cause|risk of|chance of|odds of) (?:a )?(?:heart attack|stroke)\b"),
     ("drowning in work", r"\bdrowning in (?:\w+ ){0,2}(?:forms|paperwork|work|bills|debt|homework|emails|laundry|appointments|calls)\b"),
     ("history of", r"\b(?:history of|last year|years ago) (?:a |an )?(?:stroke|seizures?|heart attack|overdose)\b"),
 )
@@ -403,7 +409,7 @@ DANGER_WORDS: Tuple[Tuple[str, str], ...] = (
 URGENCY = (
     r"\b(?<!not )(?<!non )(?:right now|help me|please help|help please|help us|hurry|asap|emergency|what do i do|what should i do|"
     r"what do we do|scared|terrified|panick\w*|freaking out|911|urgent|getting worse fast|so much worse|"
-    r"immediately|dont know what to do|do not know what to do|happening now)\b|(?:!{2,}|\bhelp\b.{0,3}$)"
+    r"immediately|dont know what to do|do not know what to do|happening now)\b|(?:!{2,}|(?:^|[.!?,] ?|\bno |\bplease |\bsomeone |\bsomebody |\bneed )help\b.{0,3}$)"
 )
 _DANGER = tuple((cat, re.compile(r"\b(?:" + words + r")\b")) for cat, words in DANGER_WORDS)
 _URGENT = re.compile(URGENCY)

@@ -205,7 +205,7 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
     from bot.language import detect_language
     from bot.safety import Emergency, redirect_reply, safety_check_reply
     from bot.safety_model import classifier
-    from bot.safety_net import danger_concern
+    from bot.safety_net import danger_concern, not_now
     from bot.safety_screen import CHECK, REDIRECT, nlu_verdict
 
     clf = classifier()
@@ -213,6 +213,8 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
     out = []
     for i, ex in enumerate(examples):
         found = detect_emergency(ex.text)
+        if found and not_now(ex.text):  # as the gateway's screen: the classifier decides
+            found = None
         probability = clf.risk(ex.text).probability
         risk = clf.assess(ex.text)
         # Layer 3 as the NLU component decides it (without the safety net's words, counted apart).

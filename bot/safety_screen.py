@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Optional
 from bot.language import detect_language
 from bot.safety import Emergency, detect_emergency
 from bot.safety_model import RiskClassifier
-from bot.safety_net import danger_concern
+from bot.safety_net import danger_concern, not_now
 
 EMERGENCY_INTENT = "emergency"
 # The NLU's emergency intent redirects when its confidence anywhere in the ranking reaches this
@@ -29,7 +29,7 @@ EMERGENCY_INTENT = "emergency"
 # trained on thousands of near-misses, is the check on it. Chosen on the development sets
 # (README, Safety).
 NLU_EMERGENCY_WEIGHT = 0.3
-NLU_CORROBORATION = 0.3
+NLU_CORROBORATION = 0.4
 REDIRECT, CHECK = "redirect", "check"  # what a safety reply is, as the action marks it
 RISK_KEY = "safety_risk"  # the message metadata key the gateway passes the classifier's probability under
 
@@ -45,6 +45,8 @@ class Screening:
 def screen(text: str, classifier: Optional[RiskClassifier]) -> Screening:
     """Layers 1, 2 and the net's trigger for ``text``. Pure: no I/O."""
     emergency = detect_emergency(text)
+    if emergency is not None and classifier is not None and not_now(text):
+        emergency = None  # past, joking or hypothetical: the classifier decides (NOT_NOW)
     probability = None
     if emergency is None and classifier is not None:
         risk = classifier.risk(text)
@@ -80,4 +82,5 @@ def risk_from(metadata: Optional[Mapping]) -> Optional[float]:
     """The classifier's probability the gateway sent with a message (None when absent)."""
     value = (metadata or {}).get(RISK_KEY)
     return float(value) if isinstance(value, (int, float)) else None
+
 
