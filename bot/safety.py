@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Tuple
 
-from bot.safety_es import SPANISH_RULES, normalise_es, strip_idioms_es
+from bot.safety_es import SPANISH_RULES, blank, normalise_es, strip_idioms_es
 
 # Redirects: which help line a category's reply points to.
 MEDICAL, SUICIDE, POISON, VIOLENCE = "medical", "suicide", "poison", "violence"
@@ -208,9 +208,7 @@ _IDIOMS = tuple((name, re.compile(pattern)) for name, pattern in IDIOMS)
 
 
 def strip_idioms(normalised: str) -> str:
-    for _, pattern in _IDIOMS:
-        normalised = pattern.sub(" ~ ", normalised)
-    return normalised
+    return blank(_IDIOMS, normalised)
 
 
 # -- the rules -----------------------------------------------------------------------------

@@ -60,18 +60,22 @@ SPANISH_IDIOMS: Tuple[Tuple[str, str], ...] = (
 _IDIOMS = tuple((name, re.compile(p)) for name, p in SPANISH_IDIOMS)
 
 
-def strip_idioms_es(normalised: str) -> str:
-    for _, pattern in _IDIOMS:
+def blank(idioms, normalised: str) -> str:
+    """``normalised`` with every match of the compiled ``(name, pattern)`` idioms blanked out."""
+    for _, pattern in idioms:
         normalised = pattern.sub(" ~ ", normalised)
     return normalised
 
 
-_SOMEONE = r"(?:mi (?:esposo|marido|esposa|pareja|novio|novia|ex|papa|mama|padrastro|hijo|hija|hermano|hermana|tio|suegro|vecino)|el|ella|alguien|un (?:hombre|senor|tipo)|una (?:mujer|senora))"
+def strip_idioms_es(normalised: str) -> str:
+    return blank(_IDIOMS, normalised)
+
+
 _SUBSTANCE = (
     r"(?:cloro|clorox|blanqueador|lejia|pastillas|pastilla|medicinas?|medicamentos?|veneno|raticida|insecticida|"
     r"detergente|jabon|suavizante|limpiador|quimicos?|gasolina|thinner|tiner|acido|amoniaco|pila|pilas|bateria|"
     r"baterias|tylenol|acetaminofen|paracetamol|ibuprofeno|advil|aspirinas?|insulina|fentanilo|fentanyl|droga|drogas|"
-    r"cocaina|perico|xanax|clonazepam|alcohol con pastillas|vape|liquido de vape|cápsula|capsulas|frasco)"
+    r"cocaina|perico|xanax|clonazepam|alcohol con pastillas|vape|liquido de vape|capsula|capsulas|frasco)"
 )
 
 SPANISH_RULES: Tuple[Tuple[str, str, str], ...] = (

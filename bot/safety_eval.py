@@ -10,7 +10,6 @@ poisoning. The sets are synthetic and written for this purpose (tests/safety/REA
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,16 +55,9 @@ class Result:
 
 
 def load(paths: Iterable[Path]) -> List[Example]:
-    examples = []
-    for path in paths:
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row["label"] != NONE and row["label"] not in CATEGORIES:
-                raise ValueError(f"{path}:{number}: unknown label {row['label']!r}")
-            examples.append(Example(row["text"], row["label"]))
-    return examples
+    from bot.safety_model import read_labelled
+
+    return [Example(row["text"], row["label"]) for row in read_labelled(paths, [NONE, *CATEGORIES])]
 
 
 def evaluate(examples: Sequence[Example]) -> Result:
@@ -187,16 +179,12 @@ class Outcome:
 
 
 def load_labelled(paths: Iterable[Path]) -> List[LabelledText]:
-    from bot.safety import group_of
+    """Examples labelled with the rules' categories or the classifier's groups, as groups."""
+    from bot.safety import GROUPS, group_of
+    from bot.safety_model import read_labelled
 
-    out = []
-    for path in paths:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                label = row["label"]
-                out.append(LabelledText(row["text"], NONE if label == NONE else group_of(label), row.get("lang", "en")))
-    return out
+    return [LabelledText(row["text"], NONE if row["label"] == NONE else group_of(row["label"]), row.get("lang", "en"))
+            for row in read_labelled(paths, {NONE, *CATEGORIES, *GROUPS})]
 
 
 def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[list]] = None) -> List[Outcome]:
@@ -205,8 +193,8 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
     from bot.language import detect_language
     from bot.safety import Emergency, redirect_reply, safety_check_reply
     from bot.safety_model import classifier
-    from bot.safety_net import danger_concern, not_now
-    from bot.safety_screen import CHECK, REDIRECT, nlu_verdict
+    from bot.safety_net import danger_concern, has_risk_words, not_now
+    from bot.safety_screen import CHECK, CLASSIFIER_ALONE, REDIRECT, nlu_verdict
 
     clf = classifier()
     phone = "(555) 010-0199"
@@ -217,6 +205,8 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
             found = None
         probability = clf.risk(ex.text).probability
         risk = clf.assess(ex.text)
+        if risk and probability < CLASSIFIER_ALONE and not has_risk_words(ex.text):
+            risk = None  # as the gateway's screen: without crisis words the classifier must be surer
         # Layer 3 as the NLU component decides it (without the safety net's words, counted apart).
         verdict = None if nlu_rankings is None else nlu_verdict("", nlu_rankings[i], None, probability)
         nlu = None if verdict is None and nlu_rankings is None else verdict == REDIRECT

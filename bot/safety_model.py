@@ -28,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -67,18 +67,21 @@ def prepare(text: str) -> str:
     return re.sub(r"\d", "0", text)
 
 
-def load_examples(paths: Iterable[Path]) -> List[Example]:
-    """Examples from JSON-lines files of ``{"text", "label", "lang"}`` (see data/safety/README.md)."""
-    examples = []
+def read_labelled(paths: Iterable[Path], labels: Iterable[str]) -> Iterator[dict]:
+    """The rows of JSON-lines files of ``{"text", "label", "lang"?}``; an unknown label is an error."""
+    known = set(labels)
     for path in paths:
         for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row["label"] not in LABELS:
-                raise ValueError(f"{path}:{number}: unknown label {row['label']!r}")
-            examples.append(Example(row["text"], row["label"], row.get("lang", "en")))
-    return examples
+            if line.strip():
+                row = json.loads(line)
+                if row["label"] not in known:
+                    raise ValueError(f"{path}:{number}: unknown label {row['label']!r}")
+                yield row
+
+
+def load_examples(paths: Iterable[Path]) -> List[Example]:
+    """Examples from the corpus files (see data/safety/README.md)."""
+    return [Example(row["text"], row["label"], row.get("lang", "en")) for row in read_labelled(paths, LABELS)]
 
 
 def corpus_files() -> List[Path]:

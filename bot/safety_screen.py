@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Optional
 from bot.language import detect_language
 from bot.safety import Emergency, detect_emergency
 from bot.safety_model import RiskClassifier
-from bot.safety_net import danger_concern, not_now
+from bot.safety_net import danger_concern, has_risk_words, not_now
 
 EMERGENCY_INTENT = "emergency"
 # The NLU's emergency intent redirects when its confidence anywhere in the ranking reaches this
@@ -31,6 +31,11 @@ EMERGENCY_INTENT = "emergency"
 NLU_EMERGENCY_WEIGHT = 0.3
 NLU_CORROBORATION = 0.4
 REDIRECT, CHECK = "redirect", "check"  # what a safety reply is, as the action marks it
+# A message without any word of the crisis vocabulary (bot.safety_net.RISK_VOCABULARY) needs
+# this much from the classifier alone; below it the NLU's agreement can still redirect. Chosen on
+# out-of-fold predictions: recall 97.9% -> 96.0%, false alarms on the NLU's held-out ordinary
+# messages 1.3% -> 0% (README, Safety).
+CLASSIFIER_ALONE = 0.7
 RISK_KEY = "safety_risk"  # the message metadata key the gateway passes the classifier's probability under
 
 
@@ -51,7 +56,7 @@ def screen(text: str, classifier: Optional[RiskClassifier]) -> Screening:
     if emergency is None and classifier is not None:
         risk = classifier.risk(text)
         probability = risk.probability
-        if probability >= classifier.threshold:
+        if probability >= classifier.threshold and (probability >= CLASSIFIER_ALONE or has_risk_words(text)):
             emergency = Emergency(risk.category, f"classifier {risk.group} {probability:.2f}", "classifier")
     concern = danger_concern(text) if emergency is None else None
     return Screening(emergency, concern, detect_language(text), probability)

@@ -103,6 +103,13 @@ def clean_text(text: str) -> str:
     return kept.strip()
 
 
+def _log_failure(done: "asyncio.Future", conversation: str) -> None:
+    """A background answer's failure, logged (never the text) instead of lost."""
+    if not done.cancelled() and done.exception() is not None:
+        logger.error("late Rasa answer failed for conversation %s: %s", conversation,
+                     done.exception().__class__.__name__)
+
+
 class InboundPipeline:
     # Set by the app when an outbound sender exists: (message, conversation, texts) -> delivered later.
     late_delivery: Optional[Callable[[Inbound, str, List[str]], Awaitable[None]]] = None
@@ -385,6 +392,8 @@ class InboundPipeline:
                 out = await asyncio.wait_for(asyncio.shield(answer), self.holding_after)
             except asyncio.TimeoutError:
                 logger.info("Rasa slow for conversation %s with a safety concern: safety check now", conversation)
+                # Rasa's answer still comes (and alerts staff if it is a safety answer); a failure is logged.
+                answer.add_done_callback(lambda done: _log_failure(done, conversation))
                 out = []
             if out:
                 return out
