@@ -194,7 +194,7 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
     from bot.safety import Emergency, redirect_reply, safety_check_reply
     from bot.safety_model import classifier
     from bot.safety_net import danger_concern, has_risk_words, not_now
-    from bot.safety_screen import CHECK, CLASSIFIER_ALONE, REDIRECT, nlu_verdict
+    from bot.safety_screen import CLASSIFIER_ALONE, REDIRECT, nlu_verdict
 
     clf = classifier()
     phone = "(555) 010-0199"
@@ -208,9 +208,9 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
         if risk and probability < CLASSIFIER_ALONE and not has_risk_words(ex.text):
             risk = None  # as the gateway's screen: without crisis words the classifier must be surer
         # Layer 3 as the NLU component decides it (without the safety net's words, counted apart).
-        verdict = None if nlu_rankings is None else nlu_verdict("", nlu_rankings[i], None, probability)
+        verdict = None if nlu_rankings is None else nlu_verdict(ex.text, nlu_rankings[i], None, probability)
         nlu = None if verdict is None and nlu_rankings is None else verdict == REDIRECT
-        net = danger_concern(ex.text) or ("intent first, not corroborated" if verdict == CHECK else None)
+        net = danger_concern(ex.text)
         language = detect_language(ex.text)
         if found or risk or nlu:
             emergency = found or (Emergency(risk.category, "classifier", "classifier") if risk else

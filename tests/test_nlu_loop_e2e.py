@@ -51,8 +51,8 @@ MISSES = [
 ]
 # A message with a name, a number and a date of birth. The gateway masks the date before Rasa;
 # the scrubber takes the name and the number. The model takes it for a date-of-birth answer
-# (about 0.9 confident), so it reaches the inbox because this office reviews everything below
-# 0.95 (NLU_REVIEW_THRESHOLD).
+# (above 0.95 confident since the emergency and Spanish examples were added), so it reaches the
+# inbox because this office reviews everything below 0.99 (NLU_REVIEW_THRESHOLD).
 PHI_MESSAGE = ("Alex Demopatient 555-010-0177 dob 01/01/1980 where can i stash my minivan",
                "[name] [name] [phone] dob [date] where can i stash my minivan", "ask_parking")
 PHI = ("Alex", "Demopatient", "555-010-0177", "5550100177", "01/01/1980")
@@ -86,7 +86,7 @@ def loop(tmp_path_factory) -> Iterator[Dict]:
         prefix,
         GATEWAY_PORT=str(_free_port()), RASA_PORT=str(_free_port()), ACTION_PORT=str(_free_port()),
         SMS_API_BASE=f"http://127.0.0.1:{_free_port()}", SMS_RATE_LIMIT_PER_MINUTE="100000",
-        SMS_HOLDING_AFTER_SECONDS="60", NLU_REVIEW_THRESHOLD="0.95",  # every answer on the webhook's own response, never a holding text
+        SMS_HOLDING_AFTER_SECONDS="60", NLU_REVIEW_THRESHOLD="0.99",  # every answer on the webhook's own response, never a holding text
         MODEL_PATH=str(models / "patientbot.tar.gz"), PATIENTBOT_RUN_DIR=str(root / "run"), LOG_LEVEL="DEBUG",
     )
     env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['GATEWAY_PORT']}"

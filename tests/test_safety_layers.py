@@ -367,8 +367,8 @@ def test_blind_floor_as_measured_once_before_any_tuning_on_it():
     of 57 suicide messages with 988, 53 of 207 false alarms (the 5% target is not met: README,
     Safety). These offline layers alone (no NLU) gave 215/217 and 53/57 then, and give 213/217 and
     52/57 since the classifier needs 0.7 for a message without crisis words (CLASSIFIER_ALONE, a
-    change made for false alarms on ordinary messages in development); with the NLU the all-layer
-    figures are unchanged (results of `--layers --nlu`, README)."""
+    change made after the measurement for false alarms on ordinary messages in development; all
+    four layers give the same since, README)."""
     f = _figures(BLIND)
     assert (f["emergencies"], f["suicide"], f["harmless"]) == (217, 57, 207)
     assert f["ordinary"] <= 4
