@@ -64,9 +64,13 @@ _SPANISH_MARKS = re.compile("[ñ¿¡áíóú]")
 _WORD = re.compile(r"[a-z]+")
 
 
+def fold_accents(text: str) -> str:
+    """``text`` with its accents dropped ("está" -> "esta", "ñ" -> "n"); case is kept."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
 def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
+    return fold_accents(text.lower())
 
 
 def language_scores(text: str) -> tuple:

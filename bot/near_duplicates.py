@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import List, Sequence
+
+from bot.language import fold_accents
 
 THRESHOLD = 0.85  # difflib ratio: "what's my balance" / "what is my balance" is 0.91
 CANDIDATES = 5  # most similar training texts checked by edit similarity, per held-out text
@@ -34,8 +35,7 @@ _SPELLED_OUT = {"u": "you", "r": "are", "ur": "your", "im": "i am", "whats": "wh
 def normalise(text: str) -> str:
     """Lower case, accents folded, apostrophes dropped, punctuation as spaces, texting spellings
     spelled out ("r u" -> "are you"), single spaces."""
-    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("'", "")
+    text = fold_accents(text.replace("\u2019", "'")).lower().replace("'", "")
     return " ".join(_SPELLED_OUT.get(word, word) for word in re.sub(r"[^\w]+", " ", text).split())
 
 

@@ -9,8 +9,9 @@ me va a matar si llego tarde") blanked out, then rules in priority order, each n
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Mapping, Tuple
+
+from bot.language import fold_accents
 
 _ABBREVIATIONS: Mapping[str, str] = {
     "q": "que", "k": "que", "ke": "que", "xq": "porque", "pq": "porque", "porq": "porque",
@@ -31,8 +32,7 @@ _WORD = re.compile(r"[a-z0-9/]+")
 
 def normalise_es(text: str) -> str:
     """Lower case, accents folded (ñ -> n), stretched letters squeezed, abbreviations expanded."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = fold_accents(text).lower()
     text = re.sub(r"([a-z])\1{2,}", r"\1", text)  # ayudaaa -> ayuda (Spanish has no tripled letters)
     text = re.sub(r"(\d)([a-z])", r"\1 \2", text)
     words = [_ABBREVIATIONS.get(w, w) for w in _WORD.findall(text)]

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import tempfile
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import yaml
 
 from bot.config import ROOT
+from bot.language import fold_accents
 from bot.safety import GROUPS
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ class Example:
 def prepare(text: str) -> str:
     """Lower case, accents folded, stretched letters squeezed, digits as 0: what both n-gram
     views see. Shared by training and prediction so they can never differ."""
-    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = fold_accents(text.replace("\u2019", "'")).lower()
     text = re.sub(r"(.)\1{2,}", r"\1\1", text)
     return re.sub(r"\d", "0", text)
 

@@ -15,9 +15,9 @@ question, not a happening. Pure and in-process, like the rules.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Optional, Tuple
 
+from bot.language import fold_accents
 from bot.safety import _prepare, _prepare_es
 
 # (group, words) in priority order: the group names the kind of worry, for the staff alert.
@@ -110,8 +110,7 @@ def not_now(text: str) -> bool:
 
 
 def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
-    return "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("'", "")
+    return fold_accents(text.replace("\u2019", "'")).lower().replace("'", "")
 
 
 
