@@ -1,4 +1,5 @@
-"""Fallback: ask to rephrase once; after two misunderstood messages in a row, escalate."""
+"""Fallback: ask which reading was meant, or to rephrase; after two misunderstood messages in a
+row, escalate to staff."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,7 +8,7 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import replies
+from bot import clarify, phi, replies
 from actions.common import channel_of, say, services
 
 FALLBACK_INTENT = "nlu_fallback"
@@ -40,6 +41,14 @@ class ActionHandleFallback(Action):
         if consecutive_misses(tracker) >= MISSES_BEFORE_ESCALATION:
             await svc.handoff.escalate(tracker.sender_id, channel_of(tracker), "repeated_misunderstanding")
             say(dispatcher, replies.escalation_notice(svc.office, datetime.now(timezone.utc)))
-        else:
+            return []
+        ranking = clarify.readings(tracker.latest_message.get("intent_ranking") or [])
+        offered = clarify.options(ranking, clarify.thresholds())
+        if not offered:
             say(dispatcher, replies.rephrase(svc.office))
+            return []
+        text, buttons = clarify.question(offered)
+        # Not ``say``: the question carries buttons (web) and the offered readings beside its class.
+        dispatcher.utter_message(text=text, buttons=buttons,
+                                 json_message={"phi_class": phi.PUBLIC, clarify.CLARIFY_KEY: offered})
         return []

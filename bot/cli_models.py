@@ -58,6 +58,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = build_report(candidate, project, out, baseline, stories=not args.no_stories, folds=args.folds,
                           deployed_cv_macro_f1=(deployed_entry or {}).get("cv_macro_f1"))
     cand, base = report["candidate"], report["baseline"]
+    u = report["understanding"]["rates"]
+    print(f"independent set ({report['understanding']['n']} messages): on topic {u['on_topic']:.1%}, "
+          f"clarified {u['clarified']:.1%}, fallback {u['fallback']:.1%}, wrong topic {u['wrong']:.1%}, "
+          f"diverted {u['diverted']:.1%}")
     print(f"candidate {candidate.name}: held-out macro F1 {cand['macro_f1']:.3f}, accuracy {cand['accuracy']:.3f}")
     if base:
         print(f"deployed  {live.name}: held-out macro F1 {base['macro_f1']:.3f}, accuracy {base['accuracy']:.3f} "

@@ -161,6 +161,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_command(_project(args), models, force=args.force)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from bot import nlu_calibrate
+
+    return nlu_calibrate.main([])
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     nlu = sub.add_parser("nlu", help="the review inbox and training examples").add_subparsers(dest="nlu_cmd",
                                                                                             required=True)
@@ -190,3 +196,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="directory for the model (default: the configured one)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_train)
+    nlu.add_parser("calibrate", help="choose the fallback and ambiguity thresholds on a validation split "
+                                     "(trains the NLU once; writes data/nlu_thresholds.yml and config.yml)"
+                   ).set_defaults(func=cmd_calibrate)

@@ -110,11 +110,16 @@ class NluFile:
             unique = sorted(set(self.intents[intent]), key=lambda e: (_key(e), e))
             lines += [f"  - intent: {intent}", "    examples: |"]
             lines += [f"      - {e}" for e in unique]
-        text = "\n".join(lines) + "\n"
-        if self.other:
-            dumped = yaml.safe_dump(self.other, sort_keys=False, allow_unicode=True, default_flow_style=False)
-            text += "".join(f"  {line}\n" for line in dumped.splitlines())
-        return text
+        for block in self.other:
+            kind = next((k for k in ("lookup", "regex", "synonym") if k in block), None)
+            if kind is None or set(block) != {kind, "examples"}:
+                dumped = yaml.safe_dump([block], sort_keys=False, allow_unicode=True, default_flow_style=False)
+                lines += [f"  {line}" for line in dumped.splitlines()]
+                continue
+            # Lookup tables, regexes and synonyms as Rasa's docs write them (a block of "- " lines).
+            lines += [f"  - {kind}: {block[kind]}", "    examples: |"]
+            lines += [f"      - {e}" for e in _examples(block)]
+        return "\n".join(lines) + "\n"
 
     def write(self) -> None:
         """Write atomically (a crash never leaves half a file)."""

@@ -36,28 +36,101 @@ def load_examples(path: Path) -> List[Tuple[str, str]]:
     return pairs
 
 
-async def _predict(model: Path, texts: List[str]) -> List[str]:
+async def _parse(model: Path, texts: List[str], risks: Optional[List[Optional[float]]] = None) -> List[Dict]:
+    """Parses as Rasa makes them behind the gateway: the text as it is passed on and, when
+    ``risks`` are given, the safety classifier's probability in the metadata (bot.safety_screen)."""
     from rasa.core.agent import Agent
+    from rasa.core.channels.channel import UserMessage
+
+    from bot.safety_screen import RISK_KEY
 
     agent = Agent.load(str(model))
-    predicted = []
-    for text in texts:
-        parsed = await agent.parse_message(text)
-        predicted.append((parsed.get("intent") or {}).get("name") or "none")
-    return predicted
+    out = []
+    for n, text in enumerate(texts):
+        risk = risks[n] if risks is not None else None
+        metadata = {RISK_KEY: risk} if risk is not None else None
+        out.append(await agent.processor.parse_message(UserMessage(as_nlu_sees(text), metadata=metadata)))
+    return out
 
 
-def evaluate(model: Optional[Path] = None, data: Path = HOLDOUT) -> Dict:
-    """Per-intent and macro scores of ``model`` on ``data``."""
+async def _predict(model: Path, texts: List[str]) -> List[str]:
+    return [(parsed.get("intent") or {}).get("name") or "none" for parsed in await _parse(model, texts)]
+
+
+def as_nlu_sees(text: str) -> str:
+    """The text as the gateway hands it to Rasa: no leading "/", full dates masked."""
+    from bot.identity import mask_dates
+
+    return mask_dates(text.lstrip("/ \t"))
+
+
+def quiet_rasa() -> None:
+    """Rasa's environment, with its logs down to warnings, for an in-process parse."""
     import os
-
-    from sklearn.metrics import precision_recall_fscore_support
 
     os.environ.update({k: v for k, v in rasa_env().items() if k not in os.environ})
     logging.getLogger("rasa").setLevel(logging.ERROR)
     # Rasa also logs through structlog, which prints every debug event (each text it parses)
     # unless configured; `rasa run` configures it, an in-process evaluation must.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def load_labelled_messages(paths) -> List[Tuple[str, str, Tuple[str, ...]]]:
+    """(text, intent, further intents) from JSON lines ``{"text", "intent", "also"?}``."""
+    import json
+
+    rows = []
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows.append((row["text"], row["intent"], tuple(row.get("also") or ())))
+    return rows
+
+
+def gateway_answer(text: str) -> Tuple[Optional[str], Optional[float]]:
+    """What the gateway answers before the NLU, if anything: "safety" (a redirect or the
+    safety check), "keyword" (opt-out, opt-in, help) or "someone_else" (the privacy reply); and
+    the safety classifier's probability the gateway passes on to the NLU."""
+    from bot import phi
+    from bot.keywords import classify_keyword
+    from bot.safety_model import classifier
+    from bot.safety_screen import screen
+
+    screening = screen(text, classifier())
+    if screening.emergency is not None:
+        return "safety", screening.risk
+    if classify_keyword(text) is not None:
+        return "keyword", screening.risk
+    if screening.concern is None and phi.mentions_someone_else(text):
+        return "someone_else", screening.risk
+    # A message with danger words goes on to the NLU's safety layers (its final intent says).
+    return None, screening.risk
+
+
+def parse_labelled(model: Path, rows: List[Tuple[str, str, Tuple[str, ...]]], gateway: bool = True) -> List["Parsed"]:
+    """Every labelled message through the gateway's early answers (unless ``gateway`` is
+    False: the NLU alone) and the model's NLU."""
+    from bot import clarify
+    from bot.nlu_outcomes import Parsed
+    from channels.date_guard_nlu import has_date
+
+    quiet_rasa()
+    early = [gateway_answer(text) for text, _, _ in rows]
+    parses = asyncio.run(_parse(model, [text for text, _, _ in rows], [risk for _, risk in early]))
+    out = []
+    for (text, intent, also), (answer, _), parsed in zip(rows, early, parses):
+        final = (parsed.get("intent") or {}).get("name") or "nlu_fallback"
+        out.append(Parsed(text, intent, also, clarify.readings(parsed.get("intent_ranking") or []), final,
+                          answer if gateway else None, has_date(as_nlu_sees(text))))
+    return out
+
+
+def evaluate(model: Optional[Path] = None, data: Path = HOLDOUT) -> Dict:
+    """Per-intent and macro scores of ``model`` on ``data``."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    quiet_rasa()
     examples = load_examples(data)
     texts, truth = [t for t, _ in examples], [i for _, i in examples]
     predicted = asyncio.run(_predict(model or model_path(), texts))

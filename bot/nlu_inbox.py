@@ -1,7 +1,8 @@
 """The review inbox: messages the bot did not understand well enough, for admins to label.
 
 Captured: messages the NLU fell back on (``nlu_fallback``), messages classified below
-``NLU_REVIEW_THRESHOLD``, and messages staff flagged. Layout (``pb:`` is the prefix):
+``NLU_REVIEW_THRESHOLD``, messages staff flagged, and messages the bot asked about whose
+reading the patient then picked (labelled with the pick, for an admin to accept). Layout (``pb:`` is the prefix):
 
 * ``pb:nlu-inbox:item:<id>``  hash; ``text`` sealed (aad ``<key>#text``), the rest plain:
   predicted intent, confidence, reason, count, first/last seen, status (``open`` or
@@ -24,7 +25,8 @@ from bot.crypto import KeyRing
 from bot.nlu_scrub import Scrubber
 
 FALLBACK_INTENT = "nlu_fallback"
-REASONS = ("fallback", "low_confidence", "staff_flag")
+# "clarified": the patient picked a reading when the bot asked; the pick is the predicted intent.
+REASONS = ("fallback", "low_confidence", "staff_flag", "clarified")
 
 
 @dataclass

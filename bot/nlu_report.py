@@ -1,6 +1,8 @@
 """``patientbot evaluate``: how good a model is, next to the one deployed, before rollout.
 
-The report has four parts: intent classification on the held-out set (per-intent precision,
+The report opens with the understanding figures on the independent in-scope set
+(bot.nlu_blind: on topic, clarified, fallback, wrong topic, with the trade-off plot
+``understanding.png``). Then four parts: intent classification on the held-out set (per-intent precision,
 recall and F1, the confusion between intents; bot.nlu_eval), a cross-validated intent report
 over the training data (``rasa test nlu --cross-validation``: each fold trains the NLU on the
 other folds, so every training example is predicted once by a model that never saw it), the
@@ -40,6 +42,34 @@ def evaluate_nlu(model: Path, project: Path) -> Dict:
     return {"model": f"{model.parent.name}/{model.name}", "sha256": file_sha256(model), **result}
 
 
+# The line Rasa logs as a fold's intent classifier starts training (config.yml's classifier).
+INTENT_CLASSIFIER_STARTS = "Starting to train component 'TfidfLogisticIntentClassifier'"
+
+
+def understanding(model: Path, project: Path, out: Path) -> Dict:
+    """The outcomes on the independent in-scope set (bot.nlu_blind) with the calibrated
+    thresholds, and understanding.png: on topic against wrong topic as the answer threshold
+    moves, on the validation split (from calibration) and on the independent set."""
+    from dataclasses import asdict
+
+    from bot import clarify, nlu_blind
+    from bot.nlu_outcomes import summarise, tradeoff
+
+    parsed = nlu_blind.parse_blind(model, project / "tests" / "nlu" / "blind")
+    thresholds_file = project / "data" / "nlu_thresholds.yml"
+    t = clarify.thresholds(thresholds_file)
+    s = summarise(parsed, t)
+    curve = tradeoff(parsed, t)
+    curves = {"independent set": curve}
+    if thresholds_file.is_file():
+        curves = {"validation split": (yaml.safe_load(thresholds_file.read_text()) or {}).get("tradeoff", []),
+                  **curves}
+    nlu_blind.plot_tradeoff(curves, t.answer, out / "understanding.png")
+    return {"n": s.n, "rates": {k: s.rate(k) for k in s.counts}, "on_topic_eventually": s.on_topic_eventually,
+            "per_intent": s.per_intent, "thresholds": asdict(t), "tradeoff": curve,
+            "markdown": nlu_blind.to_markdown(s, "Understanding (independent in-scope set, tests/nlu/blind/)", curve)}
+
+
 def confusion(nlu: Dict) -> Tuple[List[str], List[List[int]]]:
     """(labels, matrix[true][predicted]) rebuilt from per-intent counts and the errors."""
     labels = sorted(set(nlu["per_intent"]) | {e["predicted"] for e in nlu["errors"]})
@@ -73,7 +103,7 @@ def cross_validation(project: Path, folds: int, out: Path, progress=None) -> Dic
         fold = 0
         for line in proc.stdout:
             log_file.write(line)
-            if "Starting to train component 'DIETClassifier'" in line:
+            if INTENT_CLASSIFIER_STARTS in line:
                 fold += 1
                 progress(fold, folds)
         if proc.wait() != 0:
@@ -205,7 +235,8 @@ def to_markdown(report: Dict) -> str:
     lines.append(f"Candidate `{cand['model']}` (sha256 {cand['sha256'][:12]})"
                  + (f", compared with the deployed `{base['model']}` (sha256 {base['sha256'][:12]})." if base else
                     "; no deployed model to compare with."))
-    lines += ["", "## Intent classification (held-out set)", "",
+    lines += ["", report["understanding"]["markdown"], "![on topic against wrong topic](understanding.png)",
+              "", "## Intent classification (held-out set)", "",
               "| | examples | accuracy | macro F1 |", "|---|---|---|---|",
               f"| candidate | {cand['n']} | {cand['accuracy']:.3f} | **{cand['macro_f1']:.3f}** |"]
     if base:
@@ -269,7 +300,8 @@ def build_report(candidate_model: Path, project: Path, out: Path, baseline_model
     """Evaluate, compare, and write report.md, evaluation.json and the plots into ``out``.
     ``folds`` > 1 adds the cross-validated report (that many NLU trainings)."""
     out.mkdir(parents=True, exist_ok=True)
-    report: Dict = {"candidate": evaluate_nlu(candidate_model, project), "baseline": None}
+    report: Dict = {"candidate": evaluate_nlu(candidate_model, project), "baseline": None,
+                    "understanding": understanding(candidate_model, project, out)}
     if baseline_model is not None and baseline_model.is_file():
         report["baseline"] = evaluate_nlu(baseline_model, project)
     report["cross_validation"] = cross_validation(project, folds, out) if folds > 1 else None

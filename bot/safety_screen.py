@@ -11,6 +11,7 @@ Rasa; when Rasa cannot answer, a message the net flags still gets the safety che
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
@@ -19,6 +20,7 @@ from bot.safety import Emergency, detect_emergency
 from bot.safety_model import RiskClassifier
 from bot.safety_net import danger_concern, has_risk_words, not_now
 
+_WORD = re.compile(r"[^\W\d_]{2,}")
 EMERGENCY_INTENT = "emergency"
 # The NLU's emergency intent redirects when its confidence anywhere in the ranking reaches this
 # ("meaningful weight", not only first place) and the risk classifier does not rule the message
@@ -36,6 +38,12 @@ REDIRECT, CHECK = "redirect", "check"  # what a safety reply is, as the action m
 # out-of-fold predictions: recall 97.9% -> 96.0%, false alarms on the NLU's held-out ordinary
 # messages 1.3% -> 0% (README, Safety).
 CLASSIFIER_ALONE = 0.7
+# The classifier judges words in context: a message with fewer words than this (of two letters or
+# more) gives it nothing to judge, and one letter or a carrier keyword scored as high as a crisis
+# ("y", the Spanish "and" of many emergencies, 0.81; "END" 0.47). Such messages are left to the
+# rules, which name the one-word emergencies ("kms", "fire!"). Across the corpus and every blind
+# set, 2 of 286 one-word messages were emergencies, both now caught by rules.
+MIN_WORDS_FOR_CLASSIFIER = 2
 RISK_KEY = "safety_risk"  # the message metadata key the gateway passes the classifier's probability under
 
 
@@ -47,6 +55,11 @@ class Screening:
     risk: Optional[float] = None  # the classifier's probability of an emergency (passed to the NLU)
 
 
+def words(text: str) -> int:
+    """The words of two letters or more in ``text``."""
+    return len(_WORD.findall(text))
+
+
 def screen(text: str, classifier: Optional[RiskClassifier]) -> Screening:
     """Layers 1, 2 and the net's trigger for ``text``. Pure: no I/O."""
     emergency = detect_emergency(text)
@@ -56,7 +69,8 @@ def screen(text: str, classifier: Optional[RiskClassifier]) -> Screening:
     if emergency is None and classifier is not None:
         risk = classifier.risk(text)
         probability = risk.probability
-        if probability >= classifier.threshold and (probability >= CLASSIFIER_ALONE or has_risk_words(text)):
+        if (probability >= classifier.threshold and (probability >= CLASSIFIER_ALONE or has_risk_words(text))
+                and words(text) >= MIN_WORDS_FOR_CLASSIFIER):
             emergency = Emergency(risk.category, f"classifier {risk.group} {probability:.2f}", "classifier")
     concern = danger_concern(text) if emergency is None else None
     return Screening(emergency, concern, detect_language(text), probability)

@@ -8,7 +8,7 @@ logged by exception class only, never with the text.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from rasa.shared.core.events import UserUttered
 
@@ -17,6 +17,9 @@ from bot.crypto import keyring
 from bot.nlu_inbox import ReviewInbox, review_reason
 from bot.redis_client import async_redis
 from bot.tracker_store import underlying_store
+
+if TYPE_CHECKING:
+    from channels.clarify_choice import Choice
 
 logger = logging.getLogger(__name__)
 
@@ -67,4 +70,14 @@ async def capture_latest_turn(agent: Any, sender: str) -> Optional[str]:
         return await _review_inbox().capture(latest["text"], name or "nlu_fallback", float(confidence or 0.0), reason)
     except Exception as exc:  # noqa: BLE001 - the reply has been produced; never fail it for this
         logger.error("review inbox capture failed for conversation %s: %s", sender, exc.__class__.__name__)
+        return None
+
+
+async def capture_clarified(choice: "Choice") -> Optional[str]:
+    """Inbox the message a clarifying question was about, labelled with the reading the patient
+    picked (bot.clarify): an example for an admin to accept. Never fails the reply."""
+    try:
+        return await _review_inbox().capture(choice.asked_about, choice.intent, choice.confidence, "clarified")
+    except Exception as exc:  # noqa: BLE001 - the reply has been produced; never fail it for this
+        logger.error("review inbox capture of a clarified message failed: %s", exc.__class__.__name__)
         return None

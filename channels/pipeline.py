@@ -17,7 +17,11 @@ Then, in this order (see DESIGN.md):
    before the NLU: the answer to a pending date-of-birth question (checked here, never passed
    to the bot), questions about another person (one neutral reply), replies to a pending
    appointment reminder (bot/reminders.py);
-8. Rasa, then the PHI egress guard on each reply (PHI only with a live verified session).
+8. Rasa, then the PHI egress guard on each reply (PHI only with a live verified session);
+   never silence: when that leaves nothing to send (Rasa answered nothing, every reply was
+   blocked, a late answer came back empty), the bot's fallback is sent instead. Only the
+   deliberate silences stay silent: an opted-out number, a conversation staff hold, and a
+   message with danger words, whose empty answer from Rasa means "give the safety check".
 
 Message text is never logged; conversations are referred to by their pseudonym.
 """
@@ -152,6 +156,13 @@ class InboundPipeline:
 
     def empty_reply(self) -> str:
         return "Your message came through empty. How can I help? You can ask about your appointment or our office."
+
+    def _fallback(self, conversation: str, reason: str) -> List[str]:
+        """The bot's "say it another way" for a message that would otherwise get no answer:
+        the patient cannot tell silence from a lost text, and the same message sent again is
+        usually answered. Logged with the reason only, never the text."""
+        logger.warning("no answer for conversation %s (%s): sending the fallback", conversation, reason)
+        return [replies.rephrase(self.office)]
 
     # -- step 2: idempotency ----------------------------------------------------------------
     def _idem_key(self, msg: Inbound) -> str:
@@ -377,7 +388,8 @@ class InboundPipeline:
             return [replies.verification_failed(self.office)]
         await clear_pending(self.identity, conversation)
         if not intent.replace("_", "").isalpha():
-            return []
+            # Never passed to Rasa as a command; the patient is verified and asked what they need.
+            return self._fallback(conversation, "unknown_pending_intent")
         return await self._ask_rasa(msg, "/" + intent, conversation)  # the gateway's own command, not patient text
 
     async def _bot(self, msg: Inbound, text: str, screening: Screening, conversation: str,
@@ -410,12 +422,19 @@ class InboundPipeline:
             return [self.holding_reply()]
 
     async def _deliver_late(self, msg: Inbound, conversation: str, answer: "asyncio.Future[List[str]]") -> None:
+        # The holding message promised an answer: whatever happens to it, one is sent (the
+        # outbound gate still stops it after an opt-out).
         try:
-            texts = await answer
+            try:
+                texts = await answer
+            except Exception as exc:  # noqa: BLE001 - logged by class, the patient told we can't answer
+                logger.error("late Rasa answer failed for conversation %s: %s", conversation, exc.__class__.__name__)
+                texts = [self.unavailable_reply()]
+            if not texts:  # _ask_rasa already stands in for an empty answer; this keeps the promise whatever it returns
+                texts = self._fallback(conversation, "late_empty")
             await self._remember_contact(msg, conversation)  # the bot may have escalated meanwhile
             self._answered_with_phi.discard(msg.message_id)  # the webhook's stored answer is the holding message
-            if texts:
-                await self.late_delivery(msg, conversation, texts)
+            await self.late_delivery(msg, conversation, texts)
         except Exception:  # noqa: BLE001 - a background task must log, never vanish silently
             logger.exception("late delivery failed for conversation %s", conversation)
 
@@ -433,7 +452,7 @@ class InboundPipeline:
                         screening: Optional[Screening] = None) -> List[str]:
         # 8. Rasa, then the egress guard. On a message with danger words (``screening.concern``)
         #    only a safety answer is passed on: anything else, or no answer, returns [] and the
-        #    caller gives the safety check.
+        #    caller gives the safety check. Any other message gets at least the fallback.
         concern = screening is not None and screening.concern is not None
         try:
             bot_replies = await self.rasa.send(conversation, rasa_text, msg.channel, msg.message_id,
@@ -460,6 +479,10 @@ class InboundPipeline:
         if disclosed:  # an accounting of disclosures: PHI went to a verified patient
             await self.audit.record(SYSTEM, "phi_disclosed", conversation, "ok",
                                     {"channel": msg.channel, "replies": len(disclosed)})
+        if not allowed and not concern:
+            # Rasa answers 200 with no messages when a custom action fails (it logs the error,
+            # drops the action's events and listens), or the guard blocked every reply.
+            return self._fallback(conversation, "all_blocked" if bot_replies else "empty_answer")
         return allowed
 
     def _emergency(self, msg: Inbound, emergency: Emergency, language: str, conversation: str,

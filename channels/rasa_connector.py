@@ -29,7 +29,8 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from bot.logging_setup import guard_all_handlers
 from bot.tracker_store import is_secure_store, make_failures_loud, underlying_store
 from channels import model_endpoint, rasa_speedups
-from channels.nlu_capture import capture_latest_turn
+from channels import clarify_choice
+from channels.nlu_capture import capture_clarified, capture_latest_turn
 from bot.safety_screen import RISK_KEY
 from channels.rasa_client import SECRET_HEADER
 
@@ -138,13 +139,20 @@ class GatewayInput(InputChannel):
                 metadata[RISK_KEY] = float(body[RISK_KEY])
             collector = GatewayOutput()
             try:
+                # A reply to the bot's clarifying question is the reading it picks (bot.clarify).
+                choice = await clarify_choice.resolve(request.app.ctx.agent, sender, text)
+                if choice is not None:
+                    text = "/" + choice.intent
                 await on_new_message(
                     UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
                 )
             except Exception as exc:  # noqa: BLE001 - report, never leak the text
                 logger.error("message processing failed for conversation %s: %s", sender, exc.__class__.__name__)
                 return response.json({"error": "processing_failed"}, status=500)
-            await capture_latest_turn(request.app.ctx.agent, sender)  # the admins' review inbox
+            if choice is not None:
+                await capture_clarified(choice)  # the question's message, labelled by the patient
+            else:
+                await capture_latest_turn(request.app.ctx.agent, sender)  # the admins' review inbox
             return response.json({"messages": collector.messages})
 
         @bp.route("/model", methods=["GET", "PUT"])

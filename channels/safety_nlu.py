@@ -59,11 +59,12 @@ class EmergencyIntentGuard(GraphComponent):
         return messages
 
 
-def next_reading(ranking: List[Dict[Text, Any]], fallback_threshold: float) -> Dict[Text, Any]:
-    """The best-ranked intent other than the emergency intent, or the fallback intent when
-    that one is below the FallbackClassifier's threshold (as it would have been judged)."""
+def next_reading(ranking: List[Dict[Text, Any]], fallback_threshold: float,
+                 ruled_out: str = EMERGENCY_INTENT) -> Dict[Text, Any]:
+    """The best-ranked intent other than ``ruled_out``, or the fallback intent when that one is
+    below the FallbackClassifier's threshold (as it would have been judged)."""
     for entry in ranking:
-        if entry.get("name") not in (EMERGENCY_INTENT, None):
+        if entry.get("name") not in (ruled_out, "nlu_fallback", None):
             confidence = float(entry.get("confidence") or 0.0)
             if confidence >= fallback_threshold:
                 return {"name": entry["name"], "confidence": confidence}
