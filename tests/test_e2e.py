@@ -334,3 +334,25 @@ def test_key_rotation_while_the_stack_serves(stack):
     assert old not in fresh.key_ids
     tracker = fresh.decrypt_text(client.get(tracker_key), tracker_key)
     assert "what are your hours" in tracker and "where do I park" in tracker  # one conversation, whole
+
+
+def test_an_unsure_reading_is_asked_about_and_the_answer_is_learned(stack):
+    """Two close readings: the bot asks with numbers, "2" gets the second one's answer, and
+    the message goes to the review inbox labelled with the patient's pick."""
+    from bot.nlu_inbox import ReviewInbox
+    from bot.nlu_scrub import Scrubber
+
+    office = load_office(stack.cfg.office_config)
+    number = "+15550100193"
+    [question] = text(stack, "the shot and the bill", number)
+    assert "1) vaccines and flu shots" in question and "2) a bill or payment" in question
+    assert text(stack, "2", number) == [office.faq_answer("ask_billing")]
+    assert text(stack, "2", number) != [office.faq_answer("ask_billing")]  # a pick answers one question only
+    client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    try:
+        inbox = ReviewInbox(client, keyring(stack.cfg), stack.cfg.redis_prefix)
+        items = asyncio.run(inbox.items(Scrubber()))
+    finally:
+        asyncio.run(client.close())
+    [item] = [i for i in items if i.text == "the shot and the bill"]
+    assert (item.reason, item.predicted) == ("clarified", "ask_billing")

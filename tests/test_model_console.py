@@ -296,8 +296,10 @@ async def test_train_evaluate_and_roll_out_from_the_console(console, project, mo
     assert state["stage"] == "done", (state, log[-3000:])
     stages = [s.get("stage") for s in seen]
     assert stages.index("checking") < stages.index("training") < stages.index("evaluating")
-    assert any(s.get("stage") == "training" and s.get("epochs") for s in seen)  # epoch progress while it trains
-    assert "Epochs:" in log
+    # Epoch progress: the training's output carries it, and the job's parser reads it (whether a
+    # poll happens to see it depends on how long the 1-epoch training takes, so not asserted).
+    from bot.nlu_jobs import parse_line
+    assert any(parse_line(line, "training").get("epochs") for line in re.split(r"[\r\n]", log))
     _, body = await admin.page("/staff/admin/model")
     assert re.search(r"<th scope=\"row\">Candidate</th><td>\d\.\d{3}</td>", body)
     assert re.search(r"<th scope=\"row\">Change</th><td>\+0\.000</td>", body)  # the same model, twice
