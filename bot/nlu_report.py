@@ -235,8 +235,9 @@ def to_markdown(report: Dict) -> str:
     lines.append(f"Candidate `{cand['model']}` (sha256 {cand['sha256'][:12]})"
                  + (f", compared with the deployed `{base['model']}` (sha256 {base['sha256'][:12]})." if base else
                     "; no deployed model to compare with."))
-    lines += ["", report["understanding"]["markdown"], "![on topic against wrong topic](understanding.png)",
-              "", "## Intent classification (held-out set)", "",
+    if report.get("understanding"):  # evaluations written before the independent set have none
+        lines += ["", report["understanding"]["markdown"], "![on topic against wrong topic](understanding.png)"]
+    lines += ["", "## Intent classification (held-out set)", "",
               "| | examples | accuracy | macro F1 |", "|---|---|---|---|",
               f"| candidate | {cand['n']} | {cand['accuracy']:.3f} | **{cand['macro_f1']:.3f}** |"]
     if base:

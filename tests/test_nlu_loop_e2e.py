@@ -42,12 +42,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # (message, what the admin sees, the intent it means, a fragment of that intent's answer in
 # office.yml). Phrasings far from the training data, checked below to be misunderstood by the
-# baseline model (it falls back and asks to rephrase).
+# baseline model (it falls back: asks which reading was meant, or to rephrase).
 MISSES = [
     ("is there somewhere i can stash the minivan", "is there somewhere i can stash the minivan",
      "ask_parking", "Free parking is in the lot behind"),
-    ("is my blue shield plan something u guys take", "is my blue shield plan something u guys take",
-     "ask_insurance", "We accept most major plans"),
+    ("got a thing in the mail with a number on it", "got a thing in the mail with a number on it",
+     "ask_billing", "For billing questions"),
 ]
 # A message with a name, a number and a date of birth. The gateway masks the date before Rasa;
 # the scrubber takes the name and the number. The model takes it for a date-of-birth answer
@@ -123,11 +123,15 @@ def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood
         monkeypatch.setenv(key, value)
     config.reset_cache()
     crypto.reset_keyrings()
-    misunderstood = rephrase(load_office(stack.cfg.office_config))
+    rephrase_reply = rephrase(load_office(stack.cfg.office_config))
 
-    # 1. The baseline model misunderstands them: the patient is asked to rephrase.
+    def misunderstood(replies) -> bool:
+        """The bot fell back: it asked which reading was meant (bot.clarify), or to rephrase."""
+        return len(replies) == 1 and (replies[0] == rephrase_reply or replies[0].startswith("I want to be sure"))
+
+    # 1. The baseline model misunderstands them: the patient is asked, not answered.
     for (message, _, _, _), number in zip(MISSES, ["+15550100171", "+15550100172"]):
-        assert text(stack, message, number) == [misunderstood], message
+        assert misunderstood(text(stack, message, number)), message
     text(stack, PHI_MESSAGE[0], "+15550100177")
 
     # 2. They are in the inbox, scrubbed; nothing identifying in what the admin sees.
@@ -194,7 +198,7 @@ def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood
     # 8. Rollback: the baseline is live again, in the running Rasa too.
     _cli(["model", "rollback", "--models", str(models)], capsys)
     assert running_model(stack.cfg)["sha256"] == loop["baseline"].sha256
-    assert text(stack, MISSES[0][0], "+15550100191") == [misunderstood]
+    assert misunderstood(text(stack, MISSES[0][0], "+15550100191"))
 
     # Audited: labels, the training, the rollout and the rollback, by the CLI's operator.
     from bot.audit import AuditLog
