@@ -107,6 +107,7 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
         app["sms_sender"] = SmsSender(app["http"], cfg, app["redis"], keys)
         pipeline.late_delivery = sms.late_delivery(app["sms_sender"], pipeline)
         pipeline.holding_after = cfg.sms_holding_after
+        pipeline.duplicate_wait = cfg.rasa_reply_timeout + 1.0  # the first delivery's answer is due by then
         pipeline.classifier = load_risk_classifier()
         if cfg.idv_require_code:
             pipeline.send_code = sms.code_delivery(app["sms_sender"], pipeline)

@@ -11,17 +11,14 @@ message text is never logged.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Text
+from typing import List
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.identity import DATE_LIKE
-from channels.safety_nlu import next_reading
+from channels.safety_nlu import ReadingGuard, next_reading
 
 DOB_INTENT = "provide_dob"
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
@@ -39,20 +36,8 @@ def has_date(text: str) -> bool:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class DateOfBirthGuard(GraphComponent):
+class DateOfBirthGuard(ReadingGuard):
     """Gives the next reading to a ``provide_dob`` parse of a message without a date."""
-
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        return {"fallback_threshold": 0.5}  # the FallbackClassifier's threshold (config.yml)
-
-    @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "DateOfBirthGuard":
-        return cls(float(config.get("fallback_threshold", 0.5)))
-
-    def __init__(self, fallback_threshold: float = 0.5) -> None:
-        self.fallback_threshold = fallback_threshold
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:

@@ -118,6 +118,9 @@ class InboundPipeline:
     # Set by the app when an outbound sender exists: (message, conversation, texts) -> delivered later.
     late_delivery: Optional[Callable[[Inbound, str, List[str]], Awaitable[None]]] = None
     holding_after: float = 1.0  # seconds: past this the webhook answers with a holding message
+    # Seconds a duplicate delivery waits for the first one's stored answer: the first answers
+    # within the holding deadline (or Rasa's timeout where no holding message applies).
+    duplicate_wait: float = 6.0
     # Set by the app when verification needs a one-time code: (message, conversation, text) -> sent.
     send_code: Optional[Callable[[Inbound, str, str], Awaitable[bool]]] = None
     # The safety gate's second layer (bot.safety_model), set by the app; without it the rules
@@ -166,18 +169,27 @@ class InboundPipeline:
 
     # -- step 2: idempotency ----------------------------------------------------------------
     def _idem_key(self, msg: Inbound) -> str:
-        return f"{self.prefix}idem:{msg.channel}:{self.keys.blind_index(msg.message_id, 'message-id')[:40]}"
+        # The sender is part of it: an id another sender also used (a web client chooses its own)
+        # is another message, never a duplicate answered with someone else's reply.
+        blind = self.keys.blind_index(f"{msg.sender}\x00{msg.message_id}", "message-id")[:40]
+        return f"{self.prefix}idem:{msg.channel}:{blind}"
 
     async def _earlier_replies(self, msg: Inbound) -> List[str]:
-        """The replies a message id already claimed got (its claim failed: a duplicate)."""
+        """The replies a message id already claimed got (its claim failed: a duplicate). If the
+        first delivery is still being answered after ``duplicate_wait``, the holding message:
+        a provider's retry never gets an empty answer, and the first delivery still answers."""
         key = self._idem_key(msg)
-        for _ in range(100):  # the first delivery may still be in flight: wait for its answer
+        deadline = asyncio.get_running_loop().time() + self.duplicate_wait
+        while True:
             stored = await self.redis.get(key)
             stored = stored.decode() if isinstance(stored, bytes) else stored
             if stored and stored != PENDING:
                 return json.loads(self.keys.decrypt_text(stored, key))
+            if asyncio.get_running_loop().time() >= deadline:
+                logger.info("duplicate %s delivery while the first is still being answered: holding message",
+                            msg.channel)
+                return [self.holding_reply()]
             await asyncio.sleep(0.05)
-        return []
 
     async def _remember(self, msg: Inbound, texts: List[str]) -> None:
         key = self._idem_key(msg)

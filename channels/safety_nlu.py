@@ -27,22 +27,26 @@ from rasa.shared.nlu.training_data.message import Message
 from bot.safety_screen import EMERGENCY_INTENT, nlu_verdict, risk_from
 
 
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class EmergencyIntentGuard(GraphComponent):
-    """Turns any parse the safety layers flag into the ``emergency`` intent."""
+class ReadingGuard(GraphComponent):
+    """An NLU component that may replace the parse's intent after the classifiers: it knows the
+    FallbackClassifier's threshold (config.yml) to judge the next reading as it would have."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        # The FallbackClassifier's threshold (config.yml): an intent below it is not understood.
         return {"fallback_threshold": 0.5}
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "EmergencyIntentGuard":
+               execution_context: ExecutionContext) -> "ReadingGuard":
         return cls(float(config.get("fallback_threshold", 0.5)))
 
     def __init__(self, fallback_threshold: float = 0.5) -> None:
         self.fallback_threshold = fallback_threshold
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class EmergencyIntentGuard(ReadingGuard):
+    """Turns any parse the safety layers flag into the ``emergency`` intent."""
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 import pytest
 from aiohttp import web
@@ -22,6 +21,7 @@ from bot.config import load_settings
 from bot.crypto import conversation_id, keyring
 from channels.app import create_app
 from devtools.sms_provider_standin import SmsProviderStandIn
+from tests.stack_helpers import free_port
 from tests.gateway_helpers import SENDER, StubRasa, messages, post, sms
 
 # What the patient writes, with a marker the tests look for in every log line (never found).
@@ -53,12 +53,6 @@ class GatedRasa(StubRasa):
         return app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
     """(client, gated stand-in Rasa, SMS provider stand-in, settings, app)."""
@@ -67,7 +61,7 @@ async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
     provider = SmsProviderStandIn(settings_env.get("SMS_ACCOUNT_SID", "AC00000000000000000000000000000000"),
                                   settings_env["SMS_AUTH_TOKEN"])
     provider_server = await aiohttp_server(provider.app())
-    port = _free_port()
+    port = free_port()
     for key, value in {"RASA_PORT": str(rasa.port), "ACTION_PORT": str(rasa.port), "RASA_REPLY_TIMEOUT": "5",
                        "SMS_API_BASE": f"http://127.0.0.1:{provider_server.port}",
                        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}.items():
@@ -203,3 +197,35 @@ async def test_danger_words_with_an_empty_answer_from_rasa_still_get_the_safety_
     office = app["pipeline"].office
     assert reply == safety_check_reply(office.phone, office.emergency, "en") != _fallback(app)
     assert len(stub.calls) == 1  # the NLU had its chance first
+
+
+async def test_a_duplicate_delivery_while_the_first_is_still_answered_gets_the_holding_reply(stack):
+    """A provider's retry of a message still being answered (its first delivery held at the
+    stand-in Rasa by a barrier) gets the holding message, never an empty answer; the first
+    delivery then gets the bot's answer."""
+    client, stub, provider, cfg, app = stack
+    pipeline = app["pipeline"]
+    pipeline.holding_after = 60.0  # the first delivery waits for Rasa: only the barrier releases it
+    pipeline.duplicate_wait = 0.2
+    stub.may_answer.clear()
+    params = sms(PATIENT_TEXT, "SM000000000000000000000000000000d1")
+    first = asyncio.ensure_future(post(client, cfg, params))
+    await stub.called.wait()
+    retry = await post(client, cfg, params)
+    assert retry.status == 200 and messages(await retry.text()) == [pipeline.holding_reply()]
+    stub.may_answer.set()
+    assert messages(await (await first).text()) == ["hello from the bot"]
+    assert len(stub.calls) == 1  # the retry was not processed again
+
+
+async def test_the_same_message_id_from_two_numbers_is_two_messages(stack):
+    """A message id is unique per sender only as far as the gateway can know: the same id from
+    another number is never taken for a duplicate (nor answered with the first one's reply)."""
+    client, stub, provider, cfg, app = stack
+    sid = "SM000000000000000000000000000000d2"
+    first = await post(client, cfg, sms("first synthetic message", sid))
+    stub.replies = [{"text": "an answer for the second number", "phi_class": "public"}]
+    second = await post(client, cfg, sms("second synthetic message", sid, "+15550100122"))
+    assert messages(await first.text()) == ["hello from the bot"]
+    assert messages(await second.text()) == ["an answer for the second number"]
+    assert [c["text"] for c in stub.calls] == ["first synthetic message", "second synthetic message"]
