@@ -65,6 +65,30 @@ class StubRasa:
         return app
 
 
+async def gateway_with_provider(stub: "StubRasa", settings_env, aiohttp_server, aiohttp_client, monkeypatch,
+                                **env: str):
+    """(client, provider stand-in, settings, app): a gateway in front of ``stub`` and the SMS
+    provider stand-in, whose PUBLIC_BASE_URL is where it really listens, so the stand-in's
+    signed status callbacks reach it; ``env`` adds settings. Send retries are fast."""
+    from devtools.sms_provider_standin import SmsProviderStandIn
+    from tests.stack_helpers import free_port
+
+    rasa = await aiohttp_server(stub.app())
+    provider = SmsProviderStandIn(settings_env.get("SMS_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+                                  settings_env["SMS_AUTH_TOKEN"])
+    provider_server = await aiohttp_server(provider.app())
+    port = free_port()
+    for key, value in {"RASA_PORT": str(rasa.port), "ACTION_PORT": str(rasa.port), "RASA_REPLY_TIMEOUT": "5",
+                       "SMS_API_BASE": f"http://127.0.0.1:{provider_server.port}",
+                       "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env}.items():
+        monkeypatch.setenv(key, value)
+    cfg = load_settings()
+    app = create_app(cfg)
+    client = await aiohttp_client(await aiohttp_server(app, port=port))
+    app["sms_sender"].backoff = (0.01, 0.01, 0.01)
+    return client, provider, cfg, app
+
+
 async def make_gateway(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
     stub = StubRasa(settings_env["RASA_GATEWAY_SECRET"])
     rasa_server = await aiohttp_server(stub.app())

@@ -17,12 +17,8 @@ import pytest
 from aiohttp import web
 
 from bot import replies
-from bot.config import load_settings
 from bot.crypto import conversation_id, keyring
-from channels.app import create_app
-from devtools.sms_provider_standin import SmsProviderStandIn
-from tests.stack_helpers import free_port
-from tests.gateway_helpers import SENDER, StubRasa, messages, post, sms
+from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
 
 # What the patient writes, with a marker the tests look for in every log line (never found).
 MARKER = "zebra-kite"
@@ -57,19 +53,8 @@ class GatedRasa(StubRasa):
 async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
     """(client, gated stand-in Rasa, SMS provider stand-in, settings, app)."""
     stub = GatedRasa(settings_env["RASA_GATEWAY_SECRET"])
-    rasa = await aiohttp_server(stub.app())
-    provider = SmsProviderStandIn(settings_env.get("SMS_ACCOUNT_SID", "AC00000000000000000000000000000000"),
-                                  settings_env["SMS_AUTH_TOKEN"])
-    provider_server = await aiohttp_server(provider.app())
-    port = free_port()
-    for key, value in {"RASA_PORT": str(rasa.port), "ACTION_PORT": str(rasa.port), "RASA_REPLY_TIMEOUT": "5",
-                       "SMS_API_BASE": f"http://127.0.0.1:{provider_server.port}",
-                       "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(key, value)
-    cfg = load_settings()
-    app = create_app(cfg)
-    client = await aiohttp_client(await aiohttp_server(app, port=port))
-    app["sms_sender"].backoff = (0.01, 0.01, 0.01)
+    client, provider, cfg, app = await gateway_with_provider(stub, settings_env, aiohttp_server, aiohttp_client,
+                                                             monkeypatch)
     return client, stub, provider, cfg, app
 
 

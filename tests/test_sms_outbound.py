@@ -3,7 +3,6 @@ retry can help, signed delivery callbacks, the holding message when Rasa is slow
 outbound gate (consent, PHI, quiet hours)."""
 from __future__ import annotations
 
-import socket
 import time
 from datetime import datetime, timezone
 
@@ -18,16 +17,9 @@ from bot.outbound import OutboundGate, in_quiet_hours
 from bot.phone import local_timezone
 from channels.app import create_app
 from channels.sms_sender import SendFailed
-from devtools.sms_provider_standin import SmsProviderStandIn
-from tests.gateway_helpers import SENDER, StubRasa, messages, post, sms
+from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
 
 FAST = (0.01, 0.01, 0.01)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -35,19 +27,8 @@ async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
     """(client, stub Rasa, provider stand-in, settings, app): a gateway whose PUBLIC_BASE_URL is
     where it really listens, so the stand-in's signed status callbacks reach it."""
     stub = StubRasa(settings_env["RASA_GATEWAY_SECRET"])
-    rasa = await aiohttp_server(stub.app())
-    provider = SmsProviderStandIn(settings_env.get("SMS_ACCOUNT_SID", "AC00000000000000000000000000000000"),
-                                  settings_env["SMS_AUTH_TOKEN"])
-    provider_server = await aiohttp_server(provider.app())
-    port = _free_port()
-    for key, value in {"RASA_PORT": str(rasa.port), "ACTION_PORT": str(rasa.port), "RASA_REPLY_TIMEOUT": "5",
-                       "SMS_API_BASE": f"http://127.0.0.1:{provider_server.port}",
-                       "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "SMS_HOLDING_AFTER_SECONDS": "0.3"}.items():
-        monkeypatch.setenv(key, value)
-    cfg = load_settings()
-    app = create_app(cfg)
-    server = await aiohttp_server(app, port=port)
-    client = await aiohttp_client(server)
+    client, provider, cfg, app = await gateway_with_provider(stub, settings_env, aiohttp_server, aiohttp_client,
+                                                             monkeypatch, SMS_HOLDING_AFTER_SECONDS="0.3")
     app["sms_sender"].backoff = FAST
     return client, stub, provider, cfg, app
 
