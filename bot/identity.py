@@ -278,10 +278,11 @@ async def clear_pending(registry: IdentityRegistry, conversation: str) -> None:
     await registry.redis.delete(registry._k("pending", conversation))
 
 
+MONTH_NAME = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"  # "Mar", "march", "Sept."
 DATE_LIKE = re.compile(
     r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}\b"
-    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{2,4}\b"
-    r"|\b\d{1,2}(?:st|nd|rd|th)? (?:of )?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,? \d{2,4}\b",
+    rf"|\b{MONTH_NAME} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{2,4}}\b"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{MONTH_NAME},? \d{{2,4}}\b",
     re.IGNORECASE,
 )
 

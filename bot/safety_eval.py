@@ -228,17 +228,11 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
 def nlu_rankings_for(texts: Sequence[str], model: Optional[Path] = None) -> List[list]:
     """The trained model's intent ranking for each text, parsed in process (no server)."""
     import asyncio
-    import os
 
-    from bot.training import model_path, rasa_env
+    from bot.nlu_eval import quiet_rasa
+    from bot.training import model_path
 
-    os.environ.update({k: v for k, v in rasa_env().items() if k not in os.environ})
-    import logging
-
-    import structlog
-
-    logging.getLogger("rasa").setLevel(logging.ERROR)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_rasa()
 
     async def parse() -> List[list]:
         from rasa.core.agent import Agent

@@ -17,15 +17,14 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.identity import DATE_LIKE
+from bot.identity import DATE_LIKE, MONTH_NAME
 from channels.safety_nlu import ReadingGuard, next_reading
 
 DOB_INTENT = "provide_dob"
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 # The mask, a full date left unmasked (as in ``rasa shell``), a month with a day or a year.
 _DATE_SHAPE = re.compile(
-    rf"\[date\]|\b{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_MONTH}"
-    rf"|\b{_MONTH},? (?:19|20)\d\d\b|\b(?:19|20)\d\d-\d\d-\d\d\b",
+    rf"\[date\]|\b{MONTH_NAME} \d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{MONTH_NAME}"
+    rf"|\b{MONTH_NAME},? (?:19|20)\d\d\b|\b(?:19|20)\d\d-\d\d-\d\d\b",
     re.IGNORECASE,
 )
 
