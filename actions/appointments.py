@@ -6,9 +6,9 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import phi, replies
-from bot.appointments import StoredAppointment
-from bot.identity import request_verification
+from bot.core import phi, replies
+from bot.records.appointments import StoredAppointment
+from bot.records.identity import request_verification
 from actions.common import channel_of, say, sender_phone_index, services
 
 ACTOR_PATIENT = "patient"  # changes made by the patient themselves, over their own channel

@@ -11,14 +11,14 @@ from typing import Dict, Optional
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import phi
-from bot.appointments import AppointmentStore
+from bot.core import phi
+from bot.records.appointments import AppointmentStore
 from bot.config import Settings, settings
-from bot.crypto import KeyRing, keyring, phone_index_from_conversation
-from bot.handoff import HandoffQueue
-from bot.identity import IdentityRegistry
-from bot.office import Office, load_office
-from bot.redis_client import async_redis
+from bot.storage.crypto import KeyRing, keyring, phone_index_from_conversation
+from bot.records.handoff import HandoffQueue
+from bot.records.identity import IdentityRegistry
+from bot.core.office import Office, load_office
+from bot.storage.redis_client import async_redis
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import clarify, phi, replies
+from bot.core import clarify, phi, replies
 from actions.common import channel_of, say, services
 
 FALLBACK_INTENT = "nlu_fallback"

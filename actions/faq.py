@@ -12,7 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel_of, say, services
-from bot import replies
+from bot.core import replies
 
 
 class ActionAnswerFaq(Action):

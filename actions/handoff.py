@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import replies
-from bot.office import Office
+from bot.core import replies
+from bot.core.office import Office
 from actions.common import channel_of, say, services
 
 

@@ -1,5 +1,5 @@
 """The NLU's safety answer: the redirect (its emergency intent) or the safety check (danger
-words no layer classified). Decided in bot.safety_screen; the gateway alerts staff on the mark
+words no layer classified). Decided in bot.safety.screen; the gateway alerts staff on the mark
 each reply carries."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import say, services
-from bot.language import detect_language
-from bot.safety import Emergency, redirect_reply, safety_check_reply
-from bot.safety_screen import CHECK, REDIRECT, nlu_verdict, risk_from
+from bot.core.language import detect_language
+from bot.safety.rules import Emergency, redirect_reply, safety_check_reply
+from bot.safety.screen import CHECK, REDIRECT, nlu_verdict, risk_from
 
 
 class ActionSafetyAnswer(Action):

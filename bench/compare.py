@@ -56,12 +56,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.chat import parse_twiml, signed_sms  # noqa: E402
+from bot.ops.chat import parse_twiml, signed_sms  # noqa: E402
 from bot.config import ROOT as PROJECT_ROOT, load_settings, merged_environ  # noqa: E402
-from bot.crypto import conversation_id, keyring  # noqa: E402
-from bot.stack import Stack  # noqa: E402
-from bot.nlu_train import train_command  # noqa: E402
-from bot.training import is_current, model_path, rasa_bin, rasa_env  # noqa: E402
+from bot.storage.crypto import conversation_id, keyring  # noqa: E402
+from bot.ops.stack import Stack  # noqa: E402
+from bot.nlu.train import train_command  # noqa: E402
+from bot.nlu.training import is_current, model_path, rasa_bin, rasa_env  # noqa: E402
 
 TYPES = ("nlu", "verification", "gate")
 
@@ -127,7 +127,7 @@ class Sample:
 
 
 def _server_timing(header: str) -> Optional[float]:
-    """The gateway's own time from ``Server-Timing: app;dur=<ms>`` (channels/sms.py)."""
+    """The gateway's own time from ``Server-Timing: app;dur=<ms>`` (channels/sms/webhook.py)."""
     for part in header.split(";"):
         if part.strip().startswith("dur="):
             return float(part.strip()[4:])
@@ -156,7 +156,7 @@ class OurRasaDirect:
     name = "patientbot Rasa, no gateway"
 
     def __init__(self, cfg, keys) -> None:
-        from channels.rasa_client import SECRET_HEADER, WEBHOOK_PATH
+        from bot.conversation.rasa_client import SECRET_HEADER, WEBHOOK_PATH
 
         self.url = f"http://127.0.0.1:{cfg.rasa_port}{WEBHOOK_PATH}"
         self.headers = {SECRET_HEADER: cfg.rasa_secret}
@@ -433,7 +433,7 @@ def main() -> int:
     ours_patients, stock_patients = synthetic_patients(total, 0), synthetic_patients(total, total)
     direct_patients = synthetic_patients(total, 2 * total + 2)
 
-    from bot.redis_client import sync_redis
+    from bot.storage.redis_client import sync_redis
 
     warm = synthetic_patients(2, 2 * total)  # warm-up senders, not measured
     probe = synthetic_patients(8, 3 * total + 4)  # the probe's numbers (no appointments needed)
@@ -477,9 +477,9 @@ def main() -> int:
 
 
 async def load_patients(cfg, patients: List[Patient]) -> None:
-    from bot.appointments import AppointmentStore
-    from bot.fhir import parse_bundle
-    from bot.redis_client import async_redis
+    from bot.records.appointments import AppointmentStore
+    from bot.records.fhir import parse_bundle
+    from bot.storage.redis_client import async_redis
 
     client = async_redis(cfg)
     try:

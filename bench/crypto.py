@@ -21,7 +21,7 @@ import time
 
 import redis
 
-from bot.crypto import KeyRing, KeyStore, LocalKeyProvider, phone_index
+from bot.storage.crypto import KeyRing, KeyStore, LocalKeyProvider, phone_index
 
 ROUNDS = 2000
 

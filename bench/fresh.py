@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from bot.config import Settings
-from bot.crypto import conversation_id, keyring
-from bot.redis_client import sync_redis
+from bot.storage.crypto import conversation_id, keyring
+from bot.storage.redis_client import sync_redis
 
 
 def forget_conversations(cfg: Settings, numbers: Iterable[str], raw_ids: Iterable[str] = ()) -> None:

@@ -14,11 +14,11 @@ import statistics
 import time
 from typing import Callable, List
 
-from bot.keywords import classify_keyword
-from bot.safety import detect_emergency
-from bot.safety_eval import DEFAULT_SETS, load
-from bot.safety_model import classifier
-from bot.safety_screen import screen
+from bot.core.keywords import classify_keyword
+from bot.safety.rules import detect_emergency
+from bot.nlu.safety_eval import DEFAULT_SETS, load
+from bot.safety.model import classifier
+from bot.safety.screen import screen
 
 ROUNDS = 5
 

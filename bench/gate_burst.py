@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gate_burst.py --burst 20 --rounds 30 --workers 2
 
-Starts a gateway (``python -m channels.app``, ``--workers`` processes) on its own port and
+Starts a gateway (``python -m channels.gateway.app``, ``--workers`` processes) on its own port and
 Redis prefix, with no Rasa behind it (the safety gate never asks Rasa), and sends bursts of
 ``--burst`` signed SMS webhooks at once, from as many synthetic numbers, each burst one of
 HELP, STOP, START and an emergency, ``--rounds`` times over. Prints the gateway's CPU time
@@ -28,9 +28,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.chat import signed_sms  # noqa: E402
+from bot.ops.chat import signed_sms  # noqa: E402
 from bot.config import load_settings, merged_environ  # noqa: E402
-from bot.redis_client import sync_redis  # noqa: E402
+from bot.storage.redis_client import sync_redis  # noqa: E402
 
 TEXTS = ("HELP", "STOP", "START", "I took a whole bottle of pills")
 
@@ -109,7 +109,7 @@ def main() -> int:
                 "ACTION_PORT": str(_free_port()), "GATEWAY_WORKERS": str(args.workers),
                 "SMS_RATE_LIMIT_PER_MINUTE": "100000000", "LOG_LEVEL": "ERROR"})
     cfg = load_settings(env)
-    proc = subprocess.Popen([sys.executable, "-m", "channels.app"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "channels.gateway.app"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):  # every worker has bound the port once all exist and a second has passed

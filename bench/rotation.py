@@ -16,9 +16,9 @@ import time
 
 import redis
 
-from bot.audit import AuditLog
-from bot.crypto import KeyRing, KeyStore, LocalKeyProvider
-from bot.rekey import Rekeyer
+from bot.storage.audit import AuditLog
+from bot.storage.crypto import KeyRing, KeyStore, LocalKeyProvider
+from bot.storage.rekey import Rekeyer
 
 
 def main() -> None:

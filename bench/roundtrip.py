@@ -17,7 +17,7 @@ import time
 import urllib.request
 from typing import List
 
-from bot.chat import signed_sms
+from bot.ops.chat import signed_sms
 from bot.config import settings
 from fresh import forget_conversations  # bench/fresh.py, beside this script
 

@@ -19,7 +19,7 @@ from typing import List
 
 import aiohttp
 
-from bot.chat import parse_twiml, signed_sms
+from bot.ops.chat import parse_twiml, signed_sms
 from bot.config import settings
 from fresh import forget_conversations  # bench/fresh.py, beside this script
 

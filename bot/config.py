@@ -50,7 +50,7 @@ def merged_environ(env_file: Optional[Path] = None) -> Dict[str, str]:
 class Settings:
     """Everything configurable about a running patientbot, validated."""
 
-    data_key: bytes  # 32-byte key-encryption key (KEK): wraps the data keys kept in Redis (bot.crypto)
+    data_key: bytes  # 32-byte key-encryption key (KEK): wraps the data keys kept in Redis (bot.storage.crypto)
     sms_auth_token: str
     rasa_secret: str  # shared secret between the gateway and the Rasa-side connector
     rasa_api_token: str  # Rasa HTTP API token (--auth-token)
@@ -58,7 +58,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "pb:"
     # Connections each gateway process opens to Redis at start, before taking traffic: a burst
-    # of first messages then finds them open instead of opening them all at once (bot.redis_client).
+    # of first messages then finds them open instead of opening them all at once (bot.storage.redis_client).
     redis_warm_connections: int = 64
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
@@ -72,11 +72,11 @@ class Settings:
     office_config: Path = ROOT / "office.yml"
     model_path: Path = ROOT / "models" / "patientbot.tar.gz"
     rasa_reply_timeout: float = 10.0
-    rasa_max_connections: int = 16  # the gateway's kept-alive connections to its Rasa (channels.rasa_client)
-    gateway_workers: int = 2  # gateway processes sharing the port (channels.workers): one core each
-    nlu_nice: int = 10  # CPU niceness of Rasa and the action server (bot.stack); 0: same as the gateway
+    rasa_max_connections: int = 16  # the gateway's kept-alive connections to its Rasa (bot.conversation.rasa_client)
+    gateway_workers: int = 2  # gateway processes sharing the port (channels.gateway.workers): one core each
+    nlu_nice: int = 10  # CPU niceness of Rasa and the action server (bot.ops.stack); 0: same as the gateway
     # Rasa, the action server and trainings under Linux's SCHED_IDLE: they get the CPU only when
-    # the gateway and Redis do not want it, and yield it the moment either wakes (bot.stack).
+    # the gateway and Redis do not want it, and yield it the moment either wakes (bot.ops.stack).
     nlu_sched_idle: bool = True
     sms_rate_limit_per_minute: int = 20
     sms_holding_after: float = 1.0
@@ -89,13 +89,13 @@ class Settings:
     staff_lockout_minutes: int = 15
     staff_sla_minutes: int = 10  # unclaimed conversations waiting longer are highlighted
     staff_totp_issuer: str = "patientbot"  # the name authenticator apps show
-    # Retention in days (bot.retention); audit below six years is refused there.
+    # Retention in days (bot.storage.retention); audit below six years is refused there.
     retention_conversation_days: int = 90
     retention_message_days: int = 7 * 365
     retention_appointment_days: int = 2 * 365
     retention_consent_days: int = 7 * 365
     retention_audit_days: int = 7 * 365
-    # The admins' training loop (bot.nlu_inbox, bot.nlu_train).
+    # The admins' training loop (bot.nlu.inbox, bot.nlu.train).
     nlu_review_threshold: float = 0.7  # parses below this confidence go to the review inbox
     nlu_inbox_days: int = 30  # unreviewed inbox items (sealed) expire after this long
     rollout_margin: float = 0.01  # a new model may score at most this much below the current one

@@ -56,7 +56,8 @@ def prefix(redis_sync: redis.Redis) -> Iterator[str]:
 @pytest.fixture
 def settings_env(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]:
     """Process settings pointing at the test Redis prefix, caches reset around the test."""
-    from bot import config, crypto
+    from bot import config
+    from bot.storage import crypto
 
     env = make_test_env(prefix)
     for key, value in env.items():
@@ -77,7 +78,7 @@ def settings_env(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]
 @pytest.fixture(scope="session")
 def trained_model():
     """The model in models/, trained once if its inputs changed (reproducible: fixed seeds)."""
-    from bot import training
+    from bot.nlu import training
 
     took = training.train_if_needed(quiet=True)
     if took is not None:

@@ -9,8 +9,8 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from bot.config import load_settings
-from channels.app import create_app
-from channels.rasa_client import SECRET_HEADER
+from channels.gateway.app import create_app
+from bot.conversation.rasa_client import SECRET_HEADER
 
 SENDER = "+15550100121"  # synthetic
 

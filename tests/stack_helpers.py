@@ -15,12 +15,12 @@ from typing import Iterator, List, Optional
 import redis
 from twilio.request_validator import RequestValidator
 
-from bot.appointments import AppointmentStore
-from bot.chat import parse_twiml
+from bot.records.appointments import AppointmentStore
+from bot.ops.chat import parse_twiml
 from bot.config import ROOT
-from bot.crypto import keyring
-from bot.fhir import load_bundle_file
-from bot.stack import Stack
+from bot.storage.crypto import keyring
+from bot.records.fhir import load_bundle_file
+from bot.ops.stack import Stack
 from tests.conftest import TEST_REDIS_URL, make_test_env, purge
 
 DEMO_NUMBER = "+15550100101"  # synthetic demo patient (shares the number with a second one)

@@ -17,9 +17,9 @@ from actions.common import services
 from actions.fallback import ActionHandleFallback, consecutive_misses
 from actions.faq import ActionAnswerFaq
 from actions.handoff import ActionClinicalQuestion, ActionRequestHuman
-from bot.crypto import conversation_id, keyring
-from bot.fhir import Appointment, ParsedBundle, Patient, Practitioner
-from bot.office import load_office
+from bot.storage.crypto import conversation_id, keyring
+from bot.records.fhir import Appointment, ParsedBundle, Patient, Practitioner
+from bot.core.office import load_office
 
 PATIENT_NUMBER = "+15550100111"  # synthetic
 UNKNOWN_NUMBER = "+15550100999"  # synthetic, no record
@@ -171,7 +171,7 @@ async def test_a_medical_question_goes_to_the_clinical_team_without_advice(setti
     assert phi_class(reply) == "public"
     entry = await services().handoff.entry(conv)
     assert entry["reason"] == "clinical_question" and entry["status"] == "waiting"
-    from bot.audit import AuditLog
+    from bot.storage.audit import AuditLog
 
     [event] = [e for e in await AuditLog(services().handoff.redis, services().keys, services().cfg.redis_prefix).events()
                if e.action == "escalated"]
@@ -205,7 +205,7 @@ async def test_fallback_rephrases_once_then_escalates(settings_env):
 
 async def test_specifics_ask_for_the_dob_until_verified_then_speak_as_phi(records):
     from actions.appointments import ActionAppointmentSpecifics
-    from bot.identity import pending_verification
+    from bot.records.identity import pending_verification
 
     svc = services()
     conv = sms_conversation(PATIENT_NUMBER)
@@ -237,6 +237,6 @@ async def test_questions_about_someone_else_get_the_neutral_reply(records):
 
 
 def phone_index_of(number: str) -> str:
-    from bot.crypto import phone_index
+    from bot.storage.crypto import phone_index
 
     return phone_index(keyring(), number)

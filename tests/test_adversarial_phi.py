@@ -15,8 +15,8 @@ from typing import List, Tuple
 import pytest
 import redis
 
-from bot.chat import parse_twiml
-from bot.crypto import keyring, conversation_id
+from bot.ops.chat import parse_twiml
+from bot.storage.crypto import keyring, conversation_id
 from tests.conftest import TEST_REDIS_URL
 from tests.test_e2e import signed_sms, stack, text  # noqa: F401 - the running-stack fixture
 
@@ -173,7 +173,7 @@ def test_replayed_verification_does_not_return_phi(stack):
 def test_expired_session_asks_again(stack):
     from datetime import datetime, timedelta, timezone
 
-    from bot.identity import IdentityRegistry, Session
+    from bot.records.identity import IdentityRegistry, Session
 
     _reset(stack, ROBIN)
     text(stack, ASK, ROBIN)

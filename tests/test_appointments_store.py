@@ -1,4 +1,4 @@
-"""bot/appointments.py against the real Redis (test DB, per-test prefix): import of the synthetic
+"""bot/records/appointments.py against the real Redis (test DB, per-test prefix): import of the synthetic
 bundle, lookups by phone, all-or-nothing imports, nothing readable at rest, change history."""
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import cli, config
-from bot.appointments import AppointmentStore, appointment_as_fhir
-from bot.crypto import DecryptionError, keyring, phone_index
-from bot.fhir import BundleError, load_bundle_file
-from bot.redis_client import async_redis
+from bot.cli import commands as cli
+
+from bot import config
+from bot.records.appointments import AppointmentStore, appointment_as_fhir
+from bot.storage.crypto import DecryptionError, keyring, phone_index
+from bot.records.fhir import BundleError, load_bundle_file
+from bot.storage.redis_client import async_redis
 
 BUNDLE_PATH = config.ROOT / "data" / "demo" / "synthetic_bundle.json"
 FAMILY_PHONE, ROBIN_PHONE = "+15550100101", "+15550100102"  # synthetic, from the bundle

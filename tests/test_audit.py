@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
-from bot.audit import AuditLog, _digest
+from bot.storage.audit import AuditLog, _digest
 from bot.config import load_settings
-from bot.crypto import keyring, conversation_id
+from bot.storage.crypto import keyring, conversation_id
 from tests.test_safety_gate import _free_port, _start_durable_redis
 
 T0 = datetime(2030, 1, 2, 12, 0, tzinfo=timezone.utc)

@@ -1,6 +1,6 @@
-"""Asking instead of guessing (bot.clarify), the outcomes replayed from a ranking
-(bot.nlu_outcomes), the date guard (channels.date_guard_nlu) and the reply that picks a reading
-(channels.clarify_choice). Pure: no Rasa model, no Redis."""
+"""Asking instead of guessing (bot.core.clarify), the outcomes replayed from a ranking
+(bot.nlu.outcomes), the date guard (channels.rasa_bridge.date_guard) and the reply that picks a reading
+(channels.rasa_bridge.clarify_choice). Pure: no Rasa model, no Redis."""
 from __future__ import annotations
 
 import json
@@ -11,13 +11,13 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot import clarify
-from bot.clarify import Thresholds
-from bot.identity import mask_dates
-from bot.nlu_calibrate import config_thresholds, held_out
-from bot.nlu_outcomes import Parsed, calibrate, outcome, summarise
-from channels.clarify_choice import pending_question
-from channels.date_guard_nlu import DateOfBirthGuard, has_date
+from bot.core import clarify
+from bot.core.clarify import Thresholds
+from bot.records.identity import mask_dates
+from bot.nlu.calibrate import config_thresholds, held_out
+from bot.nlu.outcomes import Parsed, calibrate, outcome, summarise
+from channels.rasa_bridge.clarify_choice import pending_question
+from channels.rasa_bridge.date_guard import DateOfBirthGuard, has_date
 
 ROOT = Path(__file__).resolve().parents[1]
 T = Thresholds(answer=0.5, ambiguity=0.1, ask=0.2, option=0.1)

@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 
 import redis
 
-from bot.audit import AuditLog
+from bot.storage.audit import AuditLog
 from bot.config import load_settings
-from bot.consent import ConsentRegistry
-from bot.crypto import keyring, phone_index
+from bot.records.consent import ConsentRegistry
+from bot.storage.crypto import keyring, phone_index
 
 NUMBER = "+15550100131"  # synthetic
 
@@ -72,8 +72,8 @@ def test_show_rejects_a_non_number(settings_env):
 async def test_identity_unlock_lifts_a_staff_lock(settings_env):
     from datetime import date
 
-    from bot.crypto import conversation_id
-    from bot.identity import IdentityRegistry
+    from bot.storage.crypto import conversation_id
+    from bot.records.identity import IdentityRegistry
 
     cfg = load_settings()
     client = redis.asyncio.Redis.from_url(cfg.redis_url)

@@ -168,7 +168,7 @@ class _TransitStandIn:
 
 
 def test_a_key_provider_plugs_in_by_name():
-    from bot.crypto import LocalKeyProvider, key_provider
+    from bot.storage.crypto import LocalKeyProvider, key_provider
 
     cfg = load_settings(_required())
     assert isinstance(key_provider(cfg), LocalKeyProvider)
@@ -183,7 +183,7 @@ def test_nlu_cpu_priority_setting():
     import shutil
     import sys
 
-    from bot.stack import low_priority
+    from bot.ops.stack import low_priority
 
     default = low_priority(load_settings(_required()))
     if sys.platform.startswith("linux") and shutil.which("chrt"):

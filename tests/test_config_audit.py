@@ -1,14 +1,14 @@
-"""Configuration changes are audited at gateway start-up (bot/config_audit.py), by name only."""
+"""Configuration changes are audited at gateway start-up (bot/storage/config_audit.py), by name only."""
 from __future__ import annotations
 
 import dataclasses
 
 import redis
 
-from bot.audit import AuditLog
+from bot.storage.audit import AuditLog
 from bot.config import load_settings
-from bot.config_audit import audit_configuration
-from bot.crypto import keyring
+from bot.storage.config_audit import audit_configuration
+from bot.storage.crypto import keyring
 
 
 async def test_first_configuration_then_each_change_is_audited_by_name(settings_env, redis_sync, prefix, tmp_path):

@@ -1,4 +1,4 @@
-"""bot/crypto.py: AES-GCM sealing bound to its record, keyed blind indexes, pseudonymous ids."""
+"""bot/storage/crypto.py: AES-GCM sealing bound to its record, keyed blind indexes, pseudonymous ids."""
 from __future__ import annotations
 
 import base64
@@ -10,8 +10,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot import crypto
-from bot.crypto import DecryptionError, KeyRing, conversation_id, phone_index, phone_index_from_conversation
+from bot.storage import crypto
+from bot.storage.crypto import DecryptionError, KeyRing, conversation_id, phone_index, phone_index_from_conversation
 
 NUMBERS = ["+15550100101", "+15550100102", "+442079460123"]  # synthetic
 

@@ -16,14 +16,14 @@ from typing import Dict, Iterator, List
 import pytest
 import redis
 
-from bot.appointments import AppointmentStore
-from bot.chat import parse_twiml
+from bot.records.appointments import AppointmentStore
+from bot.ops.chat import parse_twiml
 from bot.config import ROOT
-from bot.crypto import conversation_id, keyring
-from bot.handoff import HandoffQueue
-from bot.office import load_office
-from bot.stack import Stack
-from bot.training import model_path, rasa_bin
+from bot.storage.crypto import conversation_id, keyring
+from bot.records.handoff import HandoffQueue
+from bot.core.office import load_office
+from bot.ops.stack import Stack
+from bot.nlu.training import model_path, rasa_bin
 from tests.conftest import TEST_REDIS_URL
 from tests.stack_helpers import DEMO_NUMBER, free_port, signed_sms, text, whole_stack  # noqa: F401 - re-exported
 
@@ -278,7 +278,7 @@ def test_misconfigured_tracker_store_is_refused(stack, tmp_path):
     """Rasa started with a tracker store it cannot load falls back to memory; we must refuse."""
     bad = tmp_path / "endpoints.yml"
     bad.write_text((ROOT / "endpoints.yml").read_text().replace(
-        "bot.tracker_store.EncryptedRedisTrackerStore", "bot.tracker_store.NoSuchStore"))
+        "bot.storage.tracker_store.EncryptedRedisTrackerStore", "bot.storage.tracker_store.NoSuchStore"))
     port = _free_port()
     env = stack.child_env()
     proc = subprocess.Popen(
@@ -317,7 +317,7 @@ def test_misconfigured_tracker_store_is_refused(stack, tmp_path):
 def test_key_rotation_while_the_stack_serves(stack):
     """A data-key rotation runs online: the conversation goes on across it, its tracker is
     re-sealed under the new key, and the old key is destroyed."""
-    from bot.crypto import KeyStore, key_id_of, key_provider
+    from bot.storage.crypto import KeyStore, key_id_of, key_provider
 
     office = load_office(stack.cfg.office_config)
     number = "+15550100177"  # synthetic
@@ -339,8 +339,8 @@ def test_key_rotation_while_the_stack_serves(stack):
 def test_an_unsure_reading_is_asked_about_and_the_answer_is_learned(stack):
     """Two close readings: the bot asks with numbers, "2" gets the second one's answer, and
     the message goes to the review inbox labelled with the patient's pick."""
-    from bot.nlu_inbox import ReviewInbox
-    from bot.nlu_scrub import Scrubber
+    from bot.nlu.inbox import ReviewInbox
+    from bot.nlu.scrub import Scrubber
 
     office = load_office(stack.cfg.office_config)
     number = "+15550100193"

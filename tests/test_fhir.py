@@ -1,4 +1,4 @@
-"""bot/fhir.py: the synthetic demo bundle parses; broken bundles are refused with a message that
+"""bot/records/fhir.py: the synthetic demo bundle parses; broken bundles are refused with a message that
 names the resource and field, never the offending value."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from bot.config import ROOT
-from bot.fhir import BundleError, load_bundle_file, parse_bundle
+from bot.records.fhir import BundleError, load_bundle_file, parse_bundle
 
 BUNDLE_PATH = ROOT / "data" / "demo" / "synthetic_bundle.json"
 

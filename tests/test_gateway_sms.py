@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import load_settings
-from channels.app import create_app
+from channels.gateway.app import create_app
 from tests.gateway_helpers import messages, post, sign, sms
 
 
@@ -82,8 +82,8 @@ async def test_phi_to_a_verified_patient_is_accounted_for_in_the_audit(gateway):
 
     import redis as redis_lib
 
-    from bot.crypto import conversation_id, keyring
-    from bot.identity import IdentityRegistry, Session
+    from bot.storage.crypto import conversation_id, keyring
+    from bot.records.identity import IdentityRegistry, Session
 
     client, stub, cfg = gateway
     conv = conversation_id(keyring(cfg), "sms", "+15550100121")
@@ -155,8 +155,8 @@ def _sid(n: int) -> str:
 async def _audit_actions(cfg):
     import redis as redis_lib
 
-    from bot.audit import AuditLog
-    from bot.crypto import keyring
+    from bot.storage.audit import AuditLog
+    from bot.storage.crypto import keyring
 
     rc = redis_lib.asyncio.Redis.from_url(cfg.redis_url)
     try:
@@ -168,7 +168,7 @@ async def _audit_actions(cfg):
 async def test_rate_limit_answers_429_and_audits_but_still_redirects_emergencies(gateway, monkeypatch):
     import time as real_time
 
-    from channels import rate_limit
+    from channels.gateway import rate_limit
 
     client, stub, cfg = gateway
     now = real_time.time()
@@ -223,7 +223,7 @@ async def test_enormous_body_is_answered_detected_in_full_and_audited_in_full(ga
 
 
 async def test_long_replies_are_split_at_sentence_boundaries(gateway):
-    from channels.sms import split_for_sms
+    from channels.sms.webhook import split_for_sms
 
     sentence = "This is one sentence of a long answer. "
     parts = split_for_sms(sentence * 80)
@@ -260,8 +260,8 @@ async def test_intent_injection_and_dates_never_reach_the_bot(gateway):
 
 
 async def test_a_pending_dob_answer_is_checked_by_the_gateway_not_the_bot(gateway):
-    from bot.crypto import conversation_id, keyring
-    from bot.identity import IdentityRegistry, request_verification
+    from bot.storage.crypto import conversation_id, keyring
+    from bot.records.identity import IdentityRegistry, request_verification
     import redis as redis_lib
 
     client, stub, cfg = gateway

@@ -1,5 +1,5 @@
-"""The gateway in several processes on one port (channels/workers.py), run as it is deployed
-(``python -m channels.app``) against the real Redis: both workers answer, and no worker
+"""The gateway in several processes on one port (channels/gateway/workers.py), run as it is deployed
+(``python -m channels.gateway.app``) against the real Redis: both workers answer, and no worker
 outlives the process that started it, however that process ends."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import List
 
 import pytest
 
-from bot.chat import parse_twiml, signed_sms
+from bot.ops.chat import parse_twiml, signed_sms
 from bot.config import ROOT, load_settings
 from tests.conftest import make_test_env
 
@@ -73,7 +73,7 @@ def gateway(prefix):
     env = make_test_env(prefix, GATEWAY_PORT=str(port), PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                         RASA_PORT=str(_free_port()), ACTION_PORT=str(_free_port()), GATEWAY_WORKERS="2",
                         SMS_RATE_LIMIT_PER_MINUTE="1000", LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "channels.app"], cwd=ROOT, env={**os.environ, **env},
+    proc = subprocess.Popen([sys.executable, "-m", "channels.gateway.app"], cwd=ROOT, env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         for _ in range(200):

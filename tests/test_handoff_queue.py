@@ -12,11 +12,11 @@ import redis
 
 from actions.common import services
 from actions.faq import ActionAnswerFaq
-from bot.audit import AuditLog
+from bot.storage.audit import AuditLog
 from bot.config import load_settings
-from bot.crypto import DecryptionError, conversation_id, keyring
-from bot.handoff import HandoffQueue
-from bot.identity import Session
+from bot.storage.crypto import DecryptionError, conversation_id, keyring
+from bot.records.handoff import HandoffQueue
+from bot.records.identity import Session
 from tests.conftest import TEST_REDIS_URL
 from tests.test_actions import run_action, tracker_for
 

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from bot.config import load_settings
-from bot.crypto import keyring
-from bot.identity import IdentityRegistry, InvalidDate, parse_dob
+from bot.storage.crypto import keyring
+from bot.records.identity import IdentityRegistry, InvalidDate, parse_dob
 
 TODAY = date(2026, 11, 25)
 T0 = datetime(2030, 1, 14, 15, 0, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""Envelope keys and data-key rotation against real Redis (bot/crypto.py, bot/rekey.py).
+"""Envelope keys and data-key rotation against real Redis (bot/storage/crypto.py, bot/storage/rekey.py).
 
 Records are written by the real stores (consent, audit, identity, hand-off inbox, legal holds,
 a tracker-like string with an expiry), the data key is rotated, and then: every value opens
@@ -17,14 +17,14 @@ import threading
 import pytest
 import redis
 
-from bot import crypto
-from bot.audit import AuditLog
+from bot.storage import crypto
+from bot.storage.audit import AuditLog
 from bot.config import load_settings
-from bot.consent import ConsentRegistry
-from bot.crypto import DecryptionError, KeyStore, KeyStoreError, LocalKeyProvider, key_id_of, keyring, phone_index
-from bot.handoff import HandoffQueue
-from bot.rekey import Rekeyer
-from bot.retention import LegalHolds
+from bot.records.consent import ConsentRegistry
+from bot.storage.crypto import DecryptionError, KeyStore, KeyStoreError, LocalKeyProvider, key_id_of, keyring, phone_index
+from bot.records.handoff import HandoffQueue
+from bot.storage.rekey import Rekeyer
+from bot.storage.retention import LegalHolds
 
 NUMBER = "+15550100151"  # synthetic
 

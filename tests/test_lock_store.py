@@ -1,4 +1,4 @@
-"""The shared Redis lock store: tickets are unique across processes (bot/lock_store.py).
+"""The shared Redis lock store: tickets are unique across processes (bot/storage/lock_store.py).
 
 Two processes issue 200 tickets each for one conversation at once, as two Rasa servers do
 when a patient's messages reach both. With Rasa's own read-then-write Redis lock store the
@@ -19,7 +19,7 @@ def _issue_all(env: dict, start, out) -> None:
 
     os.environ.update(env)
     from bot import config
-    from bot.lock_store import SettingsRedisLockStore
+    from bot.storage.lock_store import SettingsRedisLockStore
 
     config.reset_cache()
     store = SettingsRedisLockStore()
@@ -42,7 +42,7 @@ def test_two_processes_never_get_the_same_ticket(settings_env, redis_sync, prefi
 
 
 def test_cleanup_removes_the_lock_once_nobody_waits(settings_env, redis_sync, prefix):
-    from bot.lock_store import SettingsRedisLockStore
+    from bot.storage.lock_store import SettingsRedisLockStore
 
     load_settings()
     store = SettingsRedisLockStore()
@@ -58,7 +58,7 @@ def test_a_message_costs_two_writes_when_uncontended_and_a_stale_guess_is_correc
                                                                                       prefix):
     """Issue and cleanup are one script call each; if another server changed the lock since this
     store wrote it, the script returns the stored lock and the change is made on that."""
-    from bot.lock_store import SettingsRedisLockStore
+    from bot.storage.lock_store import SettingsRedisLockStore
 
     load_settings()
     store, other = SettingsRedisLockStore(), SettingsRedisLockStore()

@@ -19,7 +19,7 @@ def test_libraries_debug_records_are_dropped(name):
     assert RedactingFilter().filter(_record(name, logging.INFO, "started"))
 
 
-@pytest.mark.parametrize("name", ["bot.audit", "channels.pipeline", "actions.faq", "__main__"])
+@pytest.mark.parametrize("name", ["bot.storage.audit", "bot.conversation.pipeline", "actions.faq", "__main__"])
 def test_our_own_debug_records_pass(name):
     assert RedactingFilter().filter(_record(name, logging.DEBUG, "conversation %s answered", "sms-abc"))
 

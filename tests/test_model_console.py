@@ -1,5 +1,5 @@
 """The Model page of the staff console (admin role): train and evaluate a candidate, roll it out,
-as background jobs (bot.nlu_jobs) that run patientbot's own commands as the admin.
+as background jobs (bot.nlu.jobs) that run patientbot's own commands as the admin.
 
 The runner's mechanics are tested with stand-in commands (``python -c``); the console with a
 stand-in job, a real refused training (a phone number in a copy of the data: refused before
@@ -21,8 +21,8 @@ import pytest
 import redis
 
 from bot.config import ROOT
-from bot.nlu_jobs import TERMINAL, JobRunner, JobStore, Step, parse_line
-from bot.nlu_models import ModelRegistry
+from bot.nlu.jobs import TERMINAL, JobRunner, JobStore, Step, parse_line
+from bot.nlu.models import ModelRegistry
 from tests.conftest import TEST_REDIS_URL
 from tests.test_e2e import _free_port
 from tests.test_sms_outbound import stack  # noqa: F401 - the gateway + stand-in Rasa + provider stand-in
@@ -269,7 +269,7 @@ def _fewer_epochs(project: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_train_evaluate_and_roll_out_from_the_console(console, project, monkeypatch):
-    from bot.nlu_jobs import training_steps
+    from bot.nlu.jobs import training_steps
     from channels.staff import model_views
 
     _fewer_epochs(project)
@@ -298,7 +298,7 @@ async def test_train_evaluate_and_roll_out_from_the_console(console, project, mo
     assert stages.index("checking") < stages.index("training") < stages.index("evaluating")
     # Epoch progress: the training's output carries it, and the job's parser reads it (whether a
     # poll happens to see it depends on how long the 1-epoch training takes, so not asserted).
-    from bot.nlu_jobs import parse_line
+    from bot.nlu.jobs import parse_line
     assert any(parse_line(line, "training").get("epochs") for line in re.split(r"[\r\n]", log))
     _, body = await admin.page("/staff/admin/model")
     assert re.search(r"<th scope=\"row\">Candidate</th><td>\d\.\d{3}</td>", body)

@@ -16,8 +16,8 @@ import logging
 import pytest
 from aiohttp import web
 
-from bot import replies
-from bot.crypto import conversation_id, keyring
+from bot.core import replies
+from bot.storage.crypto import conversation_id, keyring
 from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
 
 # What the patient writes, with a marker the tests look for in every log line (never found).
@@ -155,8 +155,8 @@ async def test_a_failed_late_answer_still_tells_the_patient(stack, monkeypatch):
 async def test_an_unusable_pending_intent_after_verification_gets_the_fallback(stack, caplog):
     """A verified date of birth for a pending intent that is not a plain name: never sent to
     Rasa as a command, and the patient, now verified, is not left without an answer."""
-    from bot.identity import Attempt
-    from channels.pipeline import Inbound
+    from bot.records.identity import Attempt
+    from bot.conversation.pipeline import Inbound
 
     client, stub, provider, cfg, app = stack
     msg = Inbound("sms", SENDER, "[date]", "SM" + "7" * 32)
@@ -173,7 +173,7 @@ async def test_an_unusable_pending_intent_after_verification_gets_the_fallback(s
 # too (test_opt_out_confirms_once_then_silence). What the fallback must never replace:
 
 async def test_danger_words_with_an_empty_answer_from_rasa_still_get_the_safety_check(stack):
-    from bot.safety import safety_check_reply
+    from bot.safety.rules import safety_check_reply
     from tests.test_safety_layers import ONLY_THE_NET
 
     client, stub, provider, cfg, app = stack

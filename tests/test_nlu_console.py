@@ -11,10 +11,10 @@ import shutil
 
 import pytest
 
-from bot.appointments import AppointmentStore
+from bot.records.appointments import AppointmentStore
 from bot.config import ROOT
-from bot.fhir import load_bundle_file
-from bot.nlu_inbox import ReviewInbox
+from bot.records.fhir import load_bundle_file
+from bot.nlu.inbox import ReviewInbox
 from tests.test_sms_outbound import stack  # noqa: F401 - the gateway + stand-in Rasa + provider stand-in
 from tests.test_staff_console import _audit, _plain_http_cookies, console  # noqa: F401 - fixtures
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import ROOT
-from bot.nlu_data import DataError, NluFile, add_example, check_training_data, known_intents
-from bot.nlu_eval import load_examples
-from bot.nlu_scrub import Scrubber, names_from_patients
+from bot.nlu.data import DataError, NluFile, add_example, check_training_data, known_intents
+from bot.nlu.evaluate import load_examples
+from bot.nlu.scrub import Scrubber, names_from_patients
 
 NAMES = frozenset({"alex", "demopatient", "jordan", "samplename", "may"})
 SCRUB = Scrubber(NAMES)
@@ -70,11 +70,11 @@ def test_no_false_positive_on_the_projects_own_examples():
 
 
 def test_names_come_from_the_sealed_patient_records(settings_env, redis_sync, prefix):
-    from bot.appointments import AppointmentStore
-    from bot.crypto import keyring
-    from bot.fhir import load_bundle_file
-    from bot.nlu_scrub import patient_names
-    from bot.redis_client import async_redis
+    from bot.records.appointments import AppointmentStore
+    from bot.storage.crypto import keyring
+    from bot.records.fhir import load_bundle_file
+    from bot.nlu.scrub import patient_names
+    from bot.storage.redis_client import async_redis
 
     async def run():
         client = async_redis()
@@ -95,9 +95,9 @@ def test_names_come_from_the_sealed_patient_records(settings_env, redis_sync, pr
 def with_inbox(fn):
     """Run ``fn(inbox)`` in a fresh event loop with its own Redis client."""
     from bot.config import settings
-    from bot.crypto import keyring
-    from bot.nlu_inbox import ReviewInbox
-    from bot.redis_client import async_redis
+    from bot.storage.crypto import keyring
+    from bot.nlu.inbox import ReviewInbox
+    from bot.storage.redis_client import async_redis
 
     async def run():
         cfg = settings()
@@ -150,7 +150,7 @@ def test_inbox_seals_groups_expires_and_shows_only_scrubbed_text(settings_env, r
 
 
 def test_inbox_text_is_bound_to_its_key_and_removal_deletes_it(settings_env, redis_sync, prefix):
-    from bot.crypto import DecryptionError, keyring
+    from bot.storage.crypto import DecryptionError, keyring
 
     async def capture(inbox):
         return (await inbox.capture("one", "greet", 0.3, "low_confidence"),
@@ -175,7 +175,7 @@ def test_inbox_text_is_bound_to_its_key_and_removal_deletes_it(settings_env, red
     ("ask_hours", 0.95, None),
 ])
 def test_review_reason(intent, confidence, expected):
-    from bot.nlu_inbox import review_reason
+    from bot.nlu.inbox import review_reason
 
     assert review_reason(intent, confidence, 0.7) == expected
 
@@ -206,7 +206,7 @@ def _tracker(text, intent, confidence, ranking=()):
 
 
 def test_capture_keeps_fallbacks_and_unsure_parses_not_confident_ones(settings_env, redis_sync, prefix, caplog):
-    from channels import nlu_capture
+    from channels.rasa_bridge import nlu_capture
 
     nlu_capture.reset()
 
@@ -290,10 +290,10 @@ def test_training_gate_names_kinds_not_text(project):
 
 
 def test_train_command_refuses_flagged_data_and_audits(project, settings_env, capsys):
-    from bot.audit import AuditLog
-    from bot.crypto import keyring
-    from bot.nlu_train import train_command
-    from bot.redis_client import async_redis
+    from bot.storage.audit import AuditLog
+    from bot.storage.crypto import keyring
+    from bot.nlu.train import train_command
+    from bot.storage.redis_client import async_redis
 
     nlu = NluFile(project / "data" / "nlu.yml")
     nlu.intents["ask_hours"].append("my number is 555-010-0177")
@@ -319,7 +319,7 @@ def test_train_command_refuses_flagged_data_and_audits(project, settings_env, ca
 def test_rasa_validation_failure_refuses_training(project, settings_env):
     """An example of an intent domain.yml does not declare: rasa data validate
     --fail-on-warnings flags it, and the gate refuses (runs Rasa's validator, ~20 s)."""
-    from bot.nlu_train import TrainingRefused, check
+    from bot.nlu.train import TrainingRefused, check
 
     check(project, SCRUB)  # the copy as it is passes
     nlu = NluFile(project / "data" / "nlu.yml")
@@ -333,14 +333,14 @@ def test_rasa_validation_failure_refuses_training(project, settings_env):
 
 # -- the CLI -----------------------------------------------------------------------------------
 def test_cli_inbox_label_add_discard(project, settings_env, redis_sync, prefix, capsys):
-    from bot.cli import main
+    from bot.cli.commands import main
 
     phi_text = "can I come earlier, I'm Alex Demopatient dob 01/01/1980 cell 555-010-0101"
 
     async def capture(inbox):
-        from bot.appointments import AppointmentStore
-        from bot.crypto import keyring
-        from bot.fhir import load_bundle_file
+        from bot.records.appointments import AppointmentStore
+        from bot.storage.crypto import keyring
+        from bot.records.fhir import load_bundle_file
 
         await AppointmentStore(inbox.redis, keyring(), prefix).import_bundle(
             load_bundle_file(ROOT / "data" / "demo" / "synthetic_bundle.json"), "test")
@@ -376,9 +376,9 @@ def test_cli_inbox_label_add_discard(project, settings_env, redis_sync, prefix, 
     assert "r u open on sundays" in (project / "data" / "nlu.yml").read_text()
     assert "555-010-0111" not in (project / "data" / "nlu.yml").read_text()
 
-    from bot.audit import AuditLog
-    from bot.crypto import keyring
-    from bot.redis_client import async_redis
+    from bot.storage.audit import AuditLog
+    from bot.storage.crypto import keyring
+    from bot.storage.redis_client import async_redis
 
     async def events():
         client = async_redis()

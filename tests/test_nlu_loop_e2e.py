@@ -28,13 +28,13 @@ from typing import Dict, Iterator, List
 import pytest
 import redis
 
-from bot.appointments import AppointmentStore
+from bot.records.appointments import AppointmentStore
 from bot.config import ROOT
-from bot.crypto import keyring
-from bot.fhir import load_bundle_file
-from bot.nlu_data import NluFile
-from bot.nlu_train import file_sha256, train
-from bot.stack import Stack
+from bot.storage.crypto import keyring
+from bot.records.fhir import load_bundle_file
+from bot.nlu.data import NluFile
+from bot.nlu.train import file_sha256, train
+from bot.ops.stack import Stack
 from tests.conftest import TEST_REDIS_URL, make_test_env, purge
 from tests.test_e2e import _free_port, text
 
@@ -103,7 +103,7 @@ def loop(tmp_path_factory) -> Iterator[Dict]:
 
 
 def _cli(args: List[str], capsys) -> str:
-    from bot.cli import main
+    from bot.cli.commands import main
 
     capsys.readouterr()
     code = main(args)
@@ -113,10 +113,11 @@ def _cli(args: List[str], capsys) -> str:
 
 
 def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood(loop, monkeypatch, capsys):
-    from bot import config, crypto
-    from bot.nlu_models import running_model
-    from bot.replies import rephrase
-    from bot.office import load_office
+    from bot import config
+    from bot.storage import crypto
+    from bot.nlu.models import running_model
+    from bot.core.replies import rephrase
+    from bot.core.office import load_office
 
     stack, project, models = loop["stack"], loop["project"], loop["models"]
     for key, value in loop["env"].items():
@@ -126,7 +127,7 @@ def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood
     rephrase_reply = rephrase(load_office(stack.cfg.office_config))
 
     def misunderstood(replies) -> bool:
-        """The bot fell back: it asked which reading was meant (bot.clarify), or to rephrase."""
+        """The bot fell back: it asked which reading was meant (bot.core.clarify), or to rephrase."""
         return len(replies) == 1 and (replies[0] == rephrase_reply or replies[0].startswith("I want to be sure"))
 
     # 1. The baseline model misunderstands them: the patient is asked, not answered.
@@ -201,8 +202,8 @@ def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood
     assert misunderstood(text(stack, MISSES[0][0], "+15550100191"))
 
     # Audited: labels, the training, the rollout and the rollback, by the CLI's operator.
-    from bot.audit import AuditLog
-    from bot.redis_client import async_redis
+    from bot.storage.audit import AuditLog
+    from bot.storage.redis_client import async_redis
 
     async def events():
         client = async_redis()

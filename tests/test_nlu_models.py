@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.nlu_models import ModelRegistry, RolloutError, gate, push_to_rasa
-from bot.nlu_report import confusion, to_markdown
+from bot.nlu.models import ModelRegistry, RolloutError, gate, push_to_rasa
+from bot.nlu.report import confusion, to_markdown
 
 
 @pytest.mark.parametrize("candidate,deployed,margin,allowed", [
@@ -39,8 +39,8 @@ def _nlu(f1: float, sha: str) -> dict:
 @pytest.fixture
 def fake_eval(monkeypatch):
     """evaluate_nlu by model content: b"good" scores 0.97, b"live" 0.96, b"bad" 0.90."""
-    from bot import nlu_report
-    from bot.nlu_train import file_sha256
+    from bot.nlu import report as nlu_report
+    from bot.nlu.train import file_sha256
 
     scores = {b"good": 0.97, b"live": 0.96, b"bad": 0.90}
     monkeypatch.setattr(nlu_report, "evaluate_nlu", lambda model, project: _nlu(scores[model.read_bytes()],
@@ -48,9 +48,9 @@ def fake_eval(monkeypatch):
 
 
 def _audit_events(prefix):
-    from bot.audit import AuditLog
-    from bot.crypto import keyring
-    from bot.redis_client import async_redis
+    from bot.storage.audit import AuditLog
+    from bot.storage.crypto import keyring
+    from bot.storage.redis_client import async_redis
 
     async def run():
         client = async_redis()
@@ -63,7 +63,7 @@ def _audit_events(prefix):
 
 
 def test_rollout_refuses_a_worse_model_and_keeps_the_live_one(tmp_path, settings_env, prefix, fake_eval):
-    from bot.cli_models import rollout
+    from bot.cli.models import rollout
     from bot.config import settings
 
     models = tmp_path / "models"
@@ -77,9 +77,9 @@ def test_rollout_refuses_a_worse_model_and_keeps_the_live_one(tmp_path, settings
 
 
 def test_rollout_then_rollback_with_rasa_not_running(tmp_path, settings_env, prefix, fake_eval, monkeypatch):
-    from bot.cli_models import rollback, rollout
+    from bot.cli.models import rollback, rollout
     from bot.config import settings
-    from bot.nlu_train import file_sha256
+    from bot.nlu.train import file_sha256
 
     monkeypatch.setenv("RASA_PORT", "1")  # nothing listens: the model is used at the next start
     from bot import config
@@ -112,7 +112,7 @@ def test_rollout_then_rollback_with_rasa_not_running(tmp_path, settings_env, pre
 
 
 def test_rollback_without_history_refuses(tmp_path, settings_env):
-    from bot.cli_models import rollback
+    from bot.cli.models import rollback
     from bot.config import settings
 
     _model(tmp_path / "patientbot.tar.gz", b"live")
@@ -150,7 +150,7 @@ def test_confusion_and_report_from_evaluation_figures():
 
 
 def test_plots_are_written(tmp_path):
-    from bot.nlu_report import plots
+    from bot.nlu.report import plots
 
     nlu = _nlu(0.9, "a" * 64)
     paths = plots(nlu, _nlu(0.8, "b" * 64), tmp_path)
@@ -161,7 +161,7 @@ def test_plots_are_written(tmp_path):
 def test_cross_validation_summary_report_and_plot(tmp_path):
     """Rasa's accumulated report (sklearn's classification report) and error list become the
     figures, the Markdown section and cv_f1.png; intents with too few examples are named."""
-    from bot.nlu_report import cv_markdown, plots, summarise_cross_validation
+    from bot.nlu.report import cv_markdown, plots, summarise_cross_validation
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "nlu.yml").write_text(
@@ -194,9 +194,10 @@ def test_cross_validation_summary_report_and_plot(tmp_path):
 
 
 def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settings_env, monkeypatch):
-    from bot import config, nlu_report
-    from bot.cli_models import rollout
-    from bot.nlu_train import file_sha256
+    from bot import config
+    from bot.nlu import report as nlu_report
+    from bot.cli.models import rollout
+    from bot.nlu.train import file_sha256
 
     monkeypatch.setenv("RASA_PORT", "1")
     config.reset_cache()
@@ -221,9 +222,9 @@ def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settin
 
 
 def test_rollout_reaches_every_rasa_server_of_a_scaled_out_stack(tmp_path, settings_env, monkeypatch):
-    """Scale-out (bot.stack): one Rasa server per instance; a rollout must load into each."""
+    """Scale-out (bot.ops.stack): one Rasa server per instance; a rollout must load into each."""
     from bot import config
-    from bot.nlu_models import rasa_urls
+    from bot.nlu.models import rasa_urls
 
     monkeypatch.setenv("PATIENTBOT_RUN_DIR", str(tmp_path))
     monkeypatch.setenv("RASA_PORT", "5105")

@@ -1,4 +1,4 @@
-"""bot/office.py: the repository's office.yml, hours, opening times across time zones, FAQ text,
+"""bot/core/office.py: the repository's office.yml, hours, opening times across time zones, FAQ text,
 and a precise OfficeConfigError for each kind of mistake."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import ROOT
-from bot.office import OfficeConfigError, load_office, parse_office
+from bot.core.office import OfficeConfigError, load_office, parse_office
 
 UTC = timezone.utc
 BASE = {

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from bot import nlu_eval, training
+from bot.nlu import evaluate as nlu_eval, training
 from bot.config import ROOT
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Rasa's action-response validation with the schema checked once (channels/rasa_speedups.py):
+"""Rasa's action-response validation with the schema checked once (channels/rasa_bridge/speedups.py):
 the same verdicts and the same errors as Rasa's own, and installed by the Rasa-side connector."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-from channels import rasa_speedups
+from channels.rasa_bridge import speedups as rasa_speedups
 
 VALID = [
     {"events": [], "responses": []},
@@ -51,6 +51,6 @@ def test_invalid_results_raise_rasas_own_error(action, result):
 
 
 def test_the_connector_installs_it():
-    import channels.rasa_connector  # noqa: F401 - Rasa loads it as the gateway's channel
+    import channels.rasa_bridge.connector  # noqa: F401 - Rasa loads it as the gateway's channel
 
     assert RemoteAction._validate_action_result is rasa_speedups._validate_action_result

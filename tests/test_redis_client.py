@@ -1,4 +1,4 @@
-"""The gateway's Redis pool (bot/redis_client.py) against the real Redis: a reused connection
+"""The gateway's Redis pool (bot/storage/redis_client.py) against the real Redis: a reused connection
 is checked without the zero-timeout read, and still never hands a stale reply to a command."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from bot.redis_client import ReadyConnectionPool, async_redis
+from bot.storage.redis_client import ReadyConnectionPool, async_redis
 from bot.config import load_settings
 from tests.conftest import TEST_REDIS_URL
 
@@ -67,7 +67,7 @@ async def test_a_connection_the_server_closed_is_replaced(client):
 
 
 async def test_the_gateway_opens_its_connections_before_traffic_and_closes_them(settings_env, aiohttp_client):
-    from channels.app import create_app
+    from channels.gateway.app import create_app
 
     cfg = load_settings()
     client = await aiohttp_client(create_app(cfg))
@@ -79,7 +79,7 @@ async def test_the_gateway_opens_its_connections_before_traffic_and_closes_them(
 
 
 async def test_opening_connections_keeps_them_in_the_pool(client):
-    from bot.redis_client import open_connections
+    from bot.storage.redis_client import open_connections
 
     assert await open_connections(client, 5) == 5
     assert await client.echo("x") == b"x"

@@ -1,4 +1,4 @@
-"""Redis over TLS with an ACL user, from settings alone (bot/redis_client.py, bot/lock_store.py).
+"""Redis over TLS with an ACL user, from settings alone (bot/storage/redis_client.py, bot/storage/lock_store.py).
 
 A private redis-server is started with TLS only (no plain port), a certificate from a
 throwaway CA made here, and the default user disabled; the application user may touch only
@@ -90,9 +90,9 @@ def tls_redis(tmp_path):
 
 
 def test_clients_use_tls_and_the_acl_user_from_settings(tls_redis, settings_env, monkeypatch):
-    from bot import crypto
-    from bot.lock_store import SettingsRedisLockStore
-    from bot.redis_client import _sync, sync_redis
+    from bot.storage import crypto
+    from bot.storage.lock_store import SettingsRedisLockStore
+    from bot.storage.redis_client import _sync, sync_redis
 
     port, url = tls_redis
     for name, value in {"REDIS_URL": url, "REDIS_USERNAME": "pbapp", "REDIS_PASSWORD": PASSWORD,

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import redis
 
-from bot.appointments import AppointmentStore
-from bot.audit import AuditLog
-from bot.consent import ConsentRegistry
-from bot.crypto import keyring, conversation_id, phone_index
-from bot.fhir import load_bundle_file
-from bot.handoff import HandoffQueue
-from bot.office import load_office
-from bot.outbound import OutboundGate
-from bot.reminders import Reminders
+from bot.records.appointments import AppointmentStore
+from bot.storage.audit import AuditLog
+from bot.records.consent import ConsentRegistry
+from bot.storage.crypto import keyring, conversation_id, phone_index
+from bot.records.fhir import load_bundle_file
+from bot.records.handoff import HandoffQueue
+from bot.core.office import load_office
+from bot.records.outbound import OutboundGate
+from bot.records.reminders import Reminders
 from tests.gateway_helpers import messages, post, sms
 from tests.test_sms_outbound import stack  # noqa: F401 - the gateway + provider stand-in fixture
 

@@ -1,4 +1,4 @@
-"""Retention runs and legal holds against real Redis (bot/retention.py, ``patientbot retention``).
+"""Retention runs and legal holds against real Redis (bot/storage/retention.py, ``patientbot retention``).
 
 Synthetic data from the demo bundle (visits in January 2030) and synthetic numbers; the run is
 made "eight years later", so everything is due except what a legal hold keeps.
@@ -13,14 +13,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
-from bot.appointments import AppointmentStore
-from bot.audit import AuditLog
+from bot.records.appointments import AppointmentStore
+from bot.storage.audit import AuditLog
 from bot.config import ROOT, load_settings
-from bot.consent import ConsentRegistry
-from bot.crypto import keyring, phone_index
-from bot.fhir import load_bundle_file
-from bot.handoff import HandoffQueue
-from bot.retention import AUDIT_MINIMUM_DAYS, Policy, Retention, policy_from
+from bot.records.consent import ConsentRegistry
+from bot.storage.crypto import keyring, phone_index
+from bot.records.fhir import load_bundle_file
+from bot.records.handoff import HandoffQueue
+from bot.storage.retention import AUDIT_MINIMUM_DAYS, Policy, Retention, policy_from
 
 FAMILY = "+15550100101"  # synthetic: demo patients 1 and 2
 HELD = "+15550100102"  # synthetic: demo patient 3, under legal hold

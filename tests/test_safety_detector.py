@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import safety
-from bot.safety import CATEGORIES, Emergency, EmergencyNumbers, detect_all, detect_emergency, normalise, redirect_reply
-from bot.safety_eval import DEFAULT_SETS, NONE, evaluate, load
+from bot.safety import rules as safety
+from bot.safety.rules import CATEGORIES, Emergency, EmergencyNumbers, detect_all, detect_emergency, normalise, redirect_reply
+from bot.nlu.safety_eval import DEFAULT_SETS, NONE, evaluate, load
 
 EVAL = load(DEFAULT_SETS)
 

@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from bot.config import load_settings
-from bot.consent import OPTED_IN, OPTED_OUT, ConsentRegistry
-from bot.crypto import keyring, conversation_id, phone_index
-from bot.handoff import HandoffQueue
-from channels.app import create_app
+from bot.records.consent import OPTED_IN, OPTED_OUT, ConsentRegistry
+from bot.storage.crypto import keyring, conversation_id, phone_index
+from bot.records.handoff import HandoffQueue
+from channels.gateway.app import create_app
 from tests.gateway_helpers import SENDER, messages, post, sms
 
 EMERGENCIES = [
@@ -156,7 +156,7 @@ async def test_cancel_my_appointment_is_not_an_opt_out(gateway):
 async def test_help_reply(gateway, word):
     client, stub, cfg = gateway
     [reply] = messages(await (await post(client, cfg, sms(word, sid(50)))).text())
-    from bot.office import load_office
+    from bot.core.office import load_office
 
     office = load_office(cfg.office_config)
     assert len(reply) <= 160
@@ -215,7 +215,7 @@ async def test_acknowledged_opt_out_survives_kill_9(settings_env, aiohttp_server
 # -- every category, whatever the state; the hold; outbound consent; audit --------------------
 
 def _one_per_category():
-    from bot.safety_eval import DEFAULT_SETS, load
+    from bot.nlu.safety_eval import DEFAULT_SETS, load
 
     seen = {}
     for ex in load(DEFAULT_SETS):
@@ -265,8 +265,8 @@ async def test_held_conversation_goes_to_the_staff_inbox_and_the_bot_is_silent(g
 
 
 async def test_outbound_gate_refuses_and_audits_after_opt_out(gateway):
-    from bot.audit import AuditLog
-    from bot.outbound import OutboundGate
+    from bot.storage.audit import AuditLog
+    from bot.records.outbound import OutboundGate
 
     client, stub, cfg = gateway
     keys = keyring(cfg)
@@ -293,7 +293,7 @@ async def test_outbound_gate_refuses_and_audits_after_opt_out(gateway):
 
 
 async def test_gate_events_are_audited_in_an_intact_chain_without_clear_text(gateway, redis_sync):
-    from bot.audit import AuditLog
+    from bot.storage.audit import AuditLog
 
     client, stub, cfg = gateway
     keys = keyring(cfg)

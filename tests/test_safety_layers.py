@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import redis
 
-from bot import safety_model
-from bot.crypto import conversation_id, keyring
-from bot.handoff import HandoffQueue
-from bot.keywords import classify_keyword, keyword_language
-from bot.language import detect_language
-from bot.safety import detect_emergency, redirect_reply, safety_check_reply, Emergency
-from bot.safety_model import NONE, RiskClassifier, classifier, fit, load_examples, corpus_files
-from bot.safety_screen import CHECK, NLU_EMERGENCY_WEIGHT, REDIRECT, nlu_verdict, screen
+from bot.safety import model as safety_model
+from bot.storage.crypto import conversation_id, keyring
+from bot.records.handoff import HandoffQueue
+from bot.core.keywords import classify_keyword, keyword_language
+from bot.core.language import detect_language
+from bot.safety.rules import detect_emergency, redirect_reply, safety_check_reply, Emergency
+from bot.safety.model import NONE, RiskClassifier, classifier, fit, load_examples, corpus_files
+from bot.safety.screen import CHECK, NLU_EMERGENCY_WEIGHT, REDIRECT, nlu_verdict, screen
 from tests.gateway_helpers import SENDER, messages, post, sms
 
 OFFICE = "(555) 010-0199"
@@ -68,7 +68,7 @@ def test_the_nlu_layer_redirects_on_meaningful_weight_not_only_first_place():
 def test_the_nlu_component_turns_flagged_parses_into_the_emergency_intent():
     from rasa.shared.nlu.training_data.message import Message
 
-    from channels.safety_nlu import EmergencyIntentGuard
+    from channels.rasa_bridge.safety_guards import EmergencyIntentGuard
 
     def parsed(text, ranking):
         m = Message(data={"text": text})
@@ -308,9 +308,9 @@ def _texts(paths):
 
 def test_the_blind_sets_hold_no_near_duplicate_of_anything_trained_or_tuned_on():
     """Fuzzy, not only exact: "what's my balance" and "what is my balance" are one example."""
-    from bot.near_duplicates import near_duplicates
-    from bot.safety_eval import DEFAULT_SETS
-    from bot.safety_model import nlu_examples
+    from bot.nlu.near_duplicates import near_duplicates
+    from bot.nlu.safety_eval import DEFAULT_SETS
+    from bot.safety.model import nlu_examples
 
     trained = _texts(corpus_files()) + [e.text for e in nlu_examples()] + _texts(DEFAULT_SETS)
     import yaml
@@ -322,7 +322,7 @@ def test_the_blind_sets_hold_no_near_duplicate_of_anything_trained_or_tuned_on()
 
 
 def test_the_near_duplicate_check_catches_what_an_exact_match_misses():
-    from bot.near_duplicates import near_duplicates
+    from bot.nlu.near_duplicates import near_duplicates
 
     found = near_duplicates(["what's my balance", "r u a robot", "where do i park"],
                             ["what is my balance", "are you a robot", "is the pharmacy open late"])
@@ -330,10 +330,10 @@ def test_the_near_duplicate_check_catches_what_an_exact_match_misses():
 
 
 # -- the floors (offline layers: rules, classifier, safety net; the NLU is measured by
-#    `python -m bot.safety_eval --layers --nlu` and can only add redirects) -------------------
+#    `python -m bot.nlu.safety_eval --layers --nlu` and can only add redirects) -------------------
 
 def _figures(paths):
-    from bot.safety_eval import load_labelled, outcomes
+    from bot.nlu.safety_eval import load_labelled, outcomes
 
     results = outcomes(load_labelled(paths))
     emergencies = [o for o in results if o.example.group != NONE]
@@ -352,7 +352,7 @@ def _figures(paths):
 
 
 def test_development_floor_every_emergency_redirected_in_its_language_with_988_for_suicide():
-    from bot.safety_eval import DEFAULT_SETS
+    from bot.nlu.safety_eval import DEFAULT_SETS
 
     f = _figures(DEFAULT_SETS)
     assert f["emergencies"] >= 500 and f["harmless"] >= 450
@@ -391,7 +391,7 @@ def test_ordinary_messages_without_crisis_words_need_a_sure_classifier(text):
 
 def test_the_nlu_held_out_office_messages_raise_no_alarm():
     """The NLU's held-out set: in-scope office messages, none an emergency."""
-    from bot.nlu_eval import HOLDOUT, load_examples as holdout_examples
+    from bot.nlu.evaluate import HOLDOUT, load_examples as holdout_examples
 
     texts = [t for t, _ in holdout_examples(HOLDOUT)]
     alarms = [t for t in texts if (v := screen(t, classifier())).emergency or v.concern]

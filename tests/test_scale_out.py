@@ -1,10 +1,10 @@
 """Scale-out: two gateways, two Rasa servers and two action servers sharing one Redis, started
-as ``make up SCALE=2`` starts them (bot/stack.py), with many synthetic conversations texting
+as ``make up SCALE=2`` starts them (bot/ops/stack.py), with many synthetic conversations texting
 through signed webhooks, each message to the other gateway than the one before.
 
 What must hold across instances: no message lost or answered twice, each conversation's
 messages handled in the order sent, and one at a time even when they arrive at both gateways at
-once (Rasa's lock store is shared in Redis, with atomic ticket changes: bot/lock_store.py), consent and
+once (Rasa's lock store is shared in Redis, with atomic ticket changes: bot/storage/lock_store.py), consent and
 identity verification are one state, and a provider retry of the same MessageSid at both
 gateways has one side effect.
 
@@ -26,11 +26,11 @@ import aiohttp
 import pytest
 import redis
 
-from bot.audit import AuditLog
-from bot.chat import parse_twiml
-from bot.crypto import conversation_id, keyring
-from bot.office import load_office
-from bot.stack import Stack
+from bot.storage.audit import AuditLog
+from bot.ops.chat import parse_twiml
+from bot.storage.crypto import conversation_id, keyring
+from bot.core.office import load_office
+from bot.ops.stack import Stack
 from tests.conftest import TEST_REDIS_URL
 from tests.stack_helpers import DEMO_NUMBER, signed_sms, text, whole_stack
 

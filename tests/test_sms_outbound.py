@@ -9,14 +9,14 @@ from datetime import datetime, timezone
 import pytest
 import redis
 
-from bot.audit import AuditLog
+from bot.storage.audit import AuditLog
 from bot.config import load_settings
-from bot.consent import ConsentRegistry
-from bot.crypto import keyring, conversation_id, phone_index
-from bot.outbound import OutboundGate, in_quiet_hours
-from bot.phone import local_timezone
-from channels.app import create_app
-from channels.sms_sender import SendFailed
+from bot.records.consent import ConsentRegistry
+from bot.storage.crypto import keyring, conversation_id, phone_index
+from bot.records.outbound import OutboundGate, in_quiet_hours
+from bot.core.phone import local_timezone
+from channels.gateway.app import create_app
+from channels.sms.sender import SendFailed
 from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
 
 FAST = (0.01, 0.01, 0.01)
@@ -158,9 +158,9 @@ async def test_one_time_code_step_when_configured(stack, aiohttp_client):
     import dataclasses
     import re as re_
 
-    from bot.appointments import AppointmentStore
-    from bot.fhir import load_bundle_file
-    from bot.identity import IdentityRegistry, request_verification
+    from bot.records.appointments import AppointmentStore
+    from bot.records.fhir import load_bundle_file
+    from bot.records.identity import IdentityRegistry, request_verification
     from tests.test_reminders import BUNDLE
 
     _, stub, provider, cfg, _app = stack

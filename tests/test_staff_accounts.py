@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from bot.config import load_settings
-from bot.crypto import DecryptionError, keyring
-from bot.staff import StaffAccounts, StaffError, current_code
-from bot.staff_sessions import StaffSessions
+from bot.storage.crypto import DecryptionError, keyring
+from bot.records.staff_accounts import StaffAccounts, StaffError, current_code
+from bot.records.staff_sessions import StaffSessions
 from tests.conftest import TEST_REDIS_URL
 
 PASSWORD = "correct horse battery staple"  # synthetic
@@ -183,7 +183,7 @@ async def test_ending_every_session_of_a_staff_member(sessions):
 
 
 def _run_cli(capsys, monkeypatch, *argv, stdin=None):
-    from bot import cli
+    from bot.cli import commands as cli
 
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
@@ -193,7 +193,7 @@ def _run_cli(capsys, monkeypatch, *argv, stdin=None):
 
 
 def test_the_staff_command(settings_env, capsys, monkeypatch):
-    from bot.audit import AuditLog
+    from bot.storage.audit import AuditLog
 
     code, out, _ = _run_cli(capsys, monkeypatch, "staff", "add", "dana", "--role", "admin")
     assert code == 0 and "staff member added: dana (admin)" in out

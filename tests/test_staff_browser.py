@@ -20,9 +20,9 @@ import pytest
 import redis
 
 from bot.config import ROOT
-from bot.crypto import conversation_id, keyring
-from bot.office import load_office
-from bot.staff import current_code
+from bot.storage.crypto import conversation_id, keyring
+from bot.core.office import load_office
+from bot.records.staff_accounts import current_code
 from tests.conftest import TEST_REDIS_URL
 from tests.test_e2e import stack, text  # noqa: F401 - the running-stack fixture
 

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
-from bot.audit import AuditLog
-from bot.crypto import conversation_id, keyring
-from bot.handoff import HandoffQueue
-from bot.staff import StaffAccounts, current_code
-from channels.app import create_app
+from bot.storage.audit import AuditLog
+from bot.storage.crypto import conversation_id, keyring
+from bot.records.handoff import HandoffQueue
+from bot.records.staff_accounts import StaffAccounts, current_code
+from channels.gateway.app import create_app
 from channels.staff.auth import CSP, LOGIN_COOKIE, ROUTES, SESSION_COOKIE
 from tests.conftest import TEST_REDIS_URL
 from tests.gateway_helpers import SENDER, messages, post, sms

@@ -9,7 +9,7 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.tracker_store import (
+from bot.storage.tracker_store import (
     EncryptedRedisTrackerStore, TrackerUnreadable, is_secure_store, make_failures_loud,
 )
 
@@ -119,14 +119,14 @@ async def test_save_failure_is_not_diverted_to_memory(store, redis_sync, prefix)
 
 
 def test_rasa_loads_it_from_the_endpoint_config(settings_env):
-    endpoint = EndpointConfig(type="bot.tracker_store.EncryptedRedisTrackerStore", record_exp=60)
+    endpoint = EndpointConfig(type="bot.storage.tracker_store.EncryptedRedisTrackerStore", record_exp=60)
     created = TrackerStore.create(endpoint, Domain.empty())
     assert is_secure_store(FailSafeTrackerStore(created))
 
 
 def test_a_typo_in_the_store_path_is_detected_as_insecure(settings_env):
     # Rasa answers a bad module path with an in-memory store and a warning; we must notice.
-    endpoint = EndpointConfig(type="bot.tracker_store.NoSuchStore")
+    endpoint = EndpointConfig(type="bot.storage.tracker_store.NoSuchStore")
     with pytest.warns(UserWarning):
         created = TrackerStore.create(endpoint, Domain.empty())
     assert not is_secure_store(FailSafeTrackerStore(created))
@@ -134,7 +134,8 @@ def test_a_typo_in_the_store_path_is_detected_as_insecure(settings_env):
 
 
 def test_refuses_to_start_without_redis(settings_env, monkeypatch):
-    from bot import config, redis_client
+    from bot import config
+    from bot.storage import redis_client
 
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     config.reset_cache()

@@ -1,4 +1,4 @@
-"""channels/twilio_signature.py agrees with Twilio's own RequestValidator and refuses forgeries."""
+"""channels/sms/signature.py agrees with Twilio's own RequestValidator and refuses forgeries."""
 from __future__ import annotations
 
 import secrets
@@ -7,7 +7,7 @@ import pytest
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from channels.twilio_signature import compute_signature, is_valid_signature, url_variants
+from channels.sms.signature import compute_signature, is_valid_signature, url_variants
 
 # Twilio's published example, as in the official libraries' own tests (twilio-python, -php,
 # -csharp). Its numbers are +14158675309: with +12349013030 the same token and URL give

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import clarify, nlu_blind
-from bot.near_duplicates import near_duplicates
-from bot.nlu_data import NluFile
-from bot.nlu_outcomes import summarise
+from bot.core import clarify
+
+from bot.nlu import blind as nlu_blind
+from bot.nlu.near_duplicates import near_duplicates
+from bot.nlu.data import NluFile
+from bot.nlu.outcomes import summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_SCOPE = {"confirm_appointment", "cancel_appointment", "reschedule_appointment", "ask_appointment_details",
@@ -61,7 +63,7 @@ def test_understanding_on_the_independent_set_holds_its_floor(blind_parsed):
 def test_the_replay_matches_what_the_model_decided(blind_parsed):
     """The figures replay the FallbackClassifier and the guards from the ranking: they must
     agree with the intent the running pipeline gave (config.yml's thresholds)."""
-    from bot.nlu_outcomes import nlu_decision
+    from bot.nlu.outcomes import nlu_decision
 
     t = clarify.thresholds()
     disagree = [p.text for p in blind_parsed if p.gateway is None and p.final != "emergency"
@@ -81,7 +83,7 @@ NOT_A_DATE = [
 
 
 def test_the_date_guard_never_takes_hours_prices_or_counts_for_a_date_of_birth(trained_model):
-    from bot.nlu_eval import _parse, quiet_rasa
+    from bot.nlu.evaluate import _parse, quiet_rasa
     import asyncio
 
     quiet_rasa()

@@ -14,11 +14,11 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from bot.audit import AuditLog
+from bot.storage.audit import AuditLog
 from bot.config import Settings
-from bot.handoff import HandoffQueue
-from bot.staff import StaffAccounts
-from bot.staff_sessions import StaffSessions
+from bot.records.handoff import HandoffQueue
+from bot.records.staff_accounts import StaffAccounts
+from bot.records.staff_sessions import StaffSessions
 from channels.staff import model_views, nlu_views, views  # noqa: F401 - importing a views module declares its routes
 from channels.staff.auth import ROUTES, guard, security_headers
 from channels.staff.bot_history import BotHistory

@@ -16,8 +16,8 @@ from typing import Awaitable, Callable, List, Optional
 
 from aiohttp import web
 
-from bot.staff import StaffMember
-from bot.staff_sessions import Session
+from bot.records.staff_accounts import StaffMember
+from bot.records.staff_sessions import Session
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The console's link to the Rasa tracker, through the Rasa-side connector (channels.rasa_connector).
+"""The console's link to the Rasa tracker, through the Rasa-side connector (channels.rasa_bridge.connector).
 
 Staff see the bot conversation that led to the hand-off (the tracker's user and bot texts),
 and on hand-back what staff said is recorded in the tracker as bot utterances (author
@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 import aiohttp
 
-from channels.rasa_client import SECRET_HEADER
+from bot.conversation.rasa_client import SECRET_HEADER
 
 logger = logging.getLogger(__name__)
 

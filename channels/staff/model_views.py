@@ -1,6 +1,6 @@
 """The Model page (admins): what is live, train and evaluate a candidate, roll it out or back.
 
-The work is patientbot's own commands run as background jobs (bot.nlu_jobs): one at a time
+The work is patientbot's own commands run as background jobs (bot.nlu.jobs): one at a time
 across every gateway, at low CPU priority, audited by the commands themselves as the admin
 (``PATIENTBOT_ACTOR``) and here as job started / finished. Every form names what the admin saw
 (the candidate's SHA-256, the deployment rolled back to), so a page left open while something
@@ -17,10 +17,10 @@ from typing import Dict, Optional, Tuple
 
 from aiohttp import web
 
-from bot.nlu_jobs import TERMINAL, JobRunner, JobStore, rollback_steps, rollout_steps, training_steps
-from bot.nlu_models import ModelRegistry, gate, running_models
-from bot.nlu_train import file_sha256, model_file
-from bot.stack import low_priority
+from bot.nlu.jobs import TERMINAL, JobRunner, JobStore, rollback_steps, rollout_steps, training_steps
+from bot.nlu.models import ModelRegistry, gate, running_models
+from bot.nlu.train import file_sha256, model_file
+from bot.ops.stack import low_priority
 from channels.staff.auth import current_session, current_staff, route
 from channels.staff.views import _flash, _render, _services
 

@@ -1,9 +1,9 @@
-"""The review inbox (bot.nlu_inbox) in the console: staff flag, admins label.
+"""The review inbox (bot.nlu.inbox) in the console: staff flag, admins label.
 
 Any staff member can flag a patient's message in a conversation's bot transcript as one the
-bot got wrong; it joins the inbox (sealed, reason ``staff_flag``). Admins see only scrubbed texts (bot.nlu_scrub, with the names of the patients on file) and
+bot got wrong; it joins the inbox (sealed, reason ``staff_flag``). Admins see only scrubbed texts (bot.nlu.scrub, with the names of the patients on file) and
 label an item into an intent of domain.yml, propose a new intent for it, or discard it. Labels
-go to ``NLU_PROJECT_DIR``/data/nlu.yml through bot.nlu_data (tidy, no duplicates, no example
+go to ``NLU_PROJECT_DIR``/data/nlu.yml through bot.nlu.data (tidy, no duplicates, no example
 in two intents, nothing the scrubber still flags). Every view and change is audited with the
 admin's id. Training, evaluation and rollout are on the Model page
 (:mod:`channels.staff.model_views`), which runs the same commands as background jobs at low
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.nlu_data import INTENT_NAME, DataError, add_example, known_intents
-from bot.nlu_inbox import ReviewInbox
-from bot.nlu_scrub import scrubber_for
+from bot.nlu.data import INTENT_NAME, DataError, add_example, known_intents
+from bot.nlu.inbox import ReviewInbox
+from bot.nlu.scrub import scrubber_for
 from channels.staff.auth import current_session, current_staff, route
 from channels.staff.views import _back_to, _conversation, _flash, _render, _services
 

@@ -16,14 +16,14 @@ from typing import Any, Dict, List, Optional
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot.audit import AuditLog
-from bot.crypto import phone_index_from_conversation
-from bot.handoff import HandoffQueue
-from bot.office import Office
-from bot.staff import StaffAccounts, StaffMember
-from bot.staff_sessions import StaffSessions
-from channels.sms import split_for_sms
-from channels.sms_sender import SendFailed
+from bot.storage.audit import AuditLog
+from bot.storage.crypto import phone_index_from_conversation
+from bot.records.handoff import HandoffQueue
+from bot.core.office import Office
+from bot.records.staff_accounts import StaffAccounts, StaffMember
+from bot.records.staff_sessions import StaffSessions
+from channels.sms.webhook import split_for_sms
+from channels.sms.sender import SendFailed
 from channels.staff.auth import (CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, apply_security_headers, clear_cookie,
                                  current_session, current_staff, new_login_token, route, set_cookie)
 from channels.staff.bot_history import BotHistory

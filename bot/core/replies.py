@@ -1,0 +1,193 @@
+"""The words the bot uses when it speaks about appointments and escalations.
+
+Kept in one module so the neutral replies stay identical wherever they are used: an unknown
+number and a known number without an upcoming appointment must get the same text, so a reply
+never reveals whether someone is a patient here.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.core.office import Office
+
+
+def when_text(start: datetime, office: Office) -> str:
+    """``Tue, Jan 15 at 9:30 AM`` in the office's time zone."""
+    local = start.astimezone(office.timezone)
+    hour = local.strftime("%I").lstrip("0")
+    return f"{local:%a, %b} {local.day} at {hour}:{local:%M %p}"
+
+
+def no_appointment(office: Office) -> str:
+    return (
+        "I don't have an upcoming appointment I can share by text for this number. "
+        f"To book or check an appointment, please call {office.name} at {office.phone}."
+    )
+
+
+def appointment_notice(start: datetime, office: Office) -> str:
+    return (
+        f"Your next appointment at {office.name} is {when_text(start, office)}. "
+        f"Reply C to confirm, R to reschedule, or call {office.phone} to cancel."
+    )
+
+
+REMINDER_LIMIT = 160  # one SMS segment: carriers' healthcare-message guidance
+
+
+def reminder(start: datetime, office: Office) -> str:
+    """A reminder with only minimum-necessary content. Never offers "CANCEL" as a reply: carriers
+    treat a bare CANCEL as an opt-out, so cancelling is by phone."""
+    text = (f"{office.name}: reminder of your appointment {when_text(start, office)}. "
+            f"Reply C to confirm, R to reschedule, or call {office.phone} to cancel.")
+    if len(text) > REMINDER_LIMIT:
+        text = f"Appt reminder: {when_text(start, office)}. Reply C to confirm, R to reschedule. {office.phone}"
+    return text[:REMINDER_LIMIT]
+
+
+def reminder_clarify(office: Office) -> str:
+    return f"Sorry, I didn't catch that. Reply C to confirm your appointment or R to reschedule, or call {office.phone}."
+
+
+def confirmed(start: datetime, office: Office) -> str:
+    return f"Thank you, you're confirmed for {when_text(start, office)} at {office.name}. See you then!"
+
+
+def ask_cancel(start: datetime, office: Office) -> str:
+    return f"Do you want to cancel your appointment on {when_text(start, office)}? Reply Y to cancel or N to keep it."
+
+
+def cancelled(start: datetime, office: Office) -> str:
+    return (
+        f"Your appointment on {when_text(start, office)} is cancelled. "
+        f"To book a new one, reply R or call {office.phone}."
+    )
+
+
+def kept(office: Office) -> str:
+    return "OK, your appointment stays as it is. Anything else I can help with?"
+
+
+def reschedule_requested(office: Office) -> str:
+    return (
+        "I've asked our scheduling team to find you a new time; they'll contact you. "
+        f"Your current appointment stays booked until then. You can also call {office.phone}."
+    )
+
+
+def running_late(office: Office) -> str:
+    policy = f" {office.late_policy}" if office.late_policy else ""
+    return f"Thanks for letting us know, we've told the front desk.{policy} Questions? Call {office.phone}."
+
+
+def escalation_notice(office: Office, now: datetime) -> str:
+    """What happens next after a hand-off to staff, by office hours."""
+    if office.is_open(now):
+        return "I've passed your message to our staff. A staff member will reply here shortly."
+    return (
+        f"I've passed your message to our staff. The office is closed now; a staff member will "
+        f"reply {office.after_hours_reply_by}. If this is an emergency, call 911."
+    )
+
+
+def clinical_question(office: Office, now: datetime) -> str:
+    """A medical question: the bot gives no advice; a clinician answers (after hand-off)."""
+    when = ("A member of our clinical team will reply here shortly." if office.is_open(now) else
+            f"The office is closed now; our clinical team will reply {office.after_hours_reply_by}.")
+    return (f"I can't give medical advice by text, so I've passed your question to our clinical team. {when} "
+            "If it's urgent, call 911.")
+
+
+def rephrase(office: Office) -> str:
+    return (
+        "Sorry, I didn't understand that. Could you say it another way? I can help with "
+        "appointments (confirm, cancel, reschedule), office hours, location, parking, insurance, "
+        "billing, refills and the patient portal. If this is an emergency, call 911."
+    )
+
+
+# -- the safety gate's own words (no PHI, no record data) -----------------------------------
+HELP_LIMIT = 160
+
+
+# Spanish texts leave out the accents GSM-7 lacks (á, í, ó, ú), which would make an SMS UCS-2
+# (70 characters a segment instead of 160); ñ, ¿ and ¡ are GSM-7 and stay.
+def help_text(office: Office, language: str = "en") -> str:
+    """The HELP (AYUDA) reply: who we are, how often, rates, how to get help and how to stop
+    (<= 160), in ``language``."""
+    if language == "es":
+        text = (f"{office.name}: mensajes de citas y oficina. Frecuencia variable. Pueden aplicar "
+                f"tarifas. Ayuda: {office.phone}. Responda ALTO para salir.")
+        if len(text) > HELP_LIMIT:
+            text = f"{office.name}: Pueden aplicar tarifas. Ayuda: {office.phone}. Responda ALTO para no recibir mas."
+        return text[:HELP_LIMIT]
+    text = (f"{office.name}: appointment & office texts. Msg frequency varies. Msg&data rates may apply. "
+            f"Help: {office.phone}. Reply STOP to opt out.")
+    if len(text) > HELP_LIMIT:  # a long office name: drop the frequency clause before anything else
+        text = f"{office.name}: Msg&data rates may apply. Help: {office.phone}. Reply STOP to opt out."
+    return text[:HELP_LIMIT]
+
+
+def opted_out(office: Office, language: str = "en") -> str:
+    if language == "es":
+        return (f"{office.name}: Ya no recibira mensajes nuestros. Responda INICIO para volver a "
+                "recibirlos. En una emergencia llame al 911.")
+    return (f"{office.name}: You're unsubscribed and will get no more texts from us. "
+            "Reply START to resubscribe. In an emergency call 911.")
+
+
+def opted_in(office: Office, language: str = "en") -> str:
+    if language == "es":
+        return (f"{office.name}: Volvera a recibir mensajes de citas y de la oficina. Pueden aplicar "
+                "tarifas. Responda AYUDA para ayuda, ALTO para no recibir mas.")
+    return (f"{office.name}: You're subscribed again to appointment and office texts. "
+            "Msg&data rates may apply. Reply HELP for help, STOP to opt out.")
+
+
+# -- identity verification (public: none of these says whether a record exists) -----------------
+def ask_dob(office: Office) -> str:
+    return ("To protect your privacy I need to check it's you. Please reply with your date of birth "
+            "(MM/DD/YYYY).")
+
+
+def verification_failed(office: Office) -> str:
+    """One reply for every failure: wrong date, unknown number, locked out."""
+    return (f"Sorry, I couldn't verify that. For your privacy I can't share details by text right now. "
+            f"Please call {office.name} at {office.phone}.")
+
+
+def invalid_date(reason: str) -> str:
+    return f"Hmm, {reason}."
+
+
+def someone_else(office: Office) -> str:
+    """Asked about another person: the same answer whether or not they are a patient here."""
+    return ("For privacy, I can only discuss appointments with the patient, from their own number. "
+            f"They can text us themselves, or call {office.name} at {office.phone}.")
+
+
+def appointment_specifics(start: datetime, office: Office, service: str, practitioner: str,
+                          instructions: str) -> str:
+    """PHI: only ever sent to a verified conversation."""
+    parts = [f"Your visit on {when_text(start, office)}"]
+    if service:
+        parts.append(f" is for: {service}")
+    if practitioner:
+        parts.append(f", with {practitioner}")
+    text = "".join(parts) + "."
+    if instructions:
+        text += f" {instructions}"
+    return text
+
+
+def replayed_phi() -> str:
+    """What a repeated delivery of a message gets when the first answer held PHI."""
+    return "I've already answered that message. If you didn't get my answer, please ask again."
+
+
+def code_sent(office: Office) -> str:
+    return "Thanks. I've sent you a 6-digit code in a separate text; reply with it to continue."
+
+
+def one_time_code(office: Office, code: str) -> str:
+    return f"{office.name}: your code is {code}. It expires in 10 minutes. Don't share it with anyone."

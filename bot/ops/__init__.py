@@ -1,0 +1,2 @@
+"""Running it: the stack supervisor (``patientbot up``) and the terminal chat.
+"""
