@@ -5,51 +5,25 @@ Actions stay thin: they decide nothing themselves, they ask ``bot/`` and speak t
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Dict, Optional
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.core import phi
-from bot.records.appointments import AppointmentStore
-from bot.config import Settings, settings
-from bot.storage.crypto import KeyRing, keyring, phone_index_from_conversation
-from bot.records.handoff import HandoffQueue
-from bot.records.identity import IdentityRegistry
-from bot.core.office import Office, load_office
-from bot.storage.redis_client import async_redis
-
-
-@dataclass
-class Services:
-    cfg: Settings
-    keys: KeyRing
-    office: Office
-    appointments: AppointmentStore
-    handoff: HandoffQueue
-    identity: IdentityRegistry
-
+from bot.services import Services, build_services
+from bot.storage.crypto import phone_index_from_conversation
 
 _by_loop: Dict[int, Services] = {}
 
 
 def services() -> Services:
-    """Services for the running event loop (async Redis clients belong to one loop)."""
+    """The action server's services (bot.services), one set per running event loop (an async
+    Redis client belongs to one loop)."""
     loop_id = id(asyncio.get_running_loop())
     found = _by_loop.get(loop_id)
     if found is None:
-        cfg = settings()
-        keys = keyring(cfg)
-        client = async_redis(cfg)
-        found = _by_loop[loop_id] = Services(
-            cfg=cfg,
-            keys=keys,
-            office=load_office(cfg.office_config),
-            appointments=AppointmentStore(client, keys, cfg.redis_prefix),
-            handoff=HandoffQueue(client, cfg.redis_prefix, keys),
-            identity=IdentityRegistry(client, keys, cfg.redis_prefix),
-        )
+        found = _by_loop[loop_id] = build_services()
     return found
 
 

@@ -11,6 +11,7 @@ from twilio.request_validator import RequestValidator
 from bot.config import load_settings
 from channels.gateway.app import create_app
 from bot.conversation.rasa_client import SECRET_HEADER
+from channels.gateway.app_keys import SMS_SENDER
 
 SENDER = "+15550100121"  # synthetic
 
@@ -85,7 +86,7 @@ async def gateway_with_provider(stub: "StubRasa", settings_env, aiohttp_server, 
     cfg = load_settings()
     app = create_app(cfg)
     client = await aiohttp_client(await aiohttp_server(app, port=port))
-    app["sms_sender"].backoff = (0.01, 0.01, 0.01)
+    app[SMS_SENDER].backoff = (0.01, 0.01, 0.01)
     return client, provider, cfg, app
 
 

@@ -19,6 +19,8 @@ from aiohttp import web
 from bot.core import replies
 from bot.storage.crypto import conversation_id, keyring
 from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
+from channels.gateway.app_keys import PIPELINE
+from bot.conversation import own_replies
 
 # What the patient writes, with a marker the tests look for in every log line (never found).
 MARKER = "zebra-kite"
@@ -59,7 +61,7 @@ async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
 
 
 def _fallback(app) -> str:
-    return replies.rephrase(app["pipeline"].office)
+    return replies.rephrase(app[PIPELINE].services.office)
 
 
 def _conversation(cfg) -> str:
@@ -102,7 +104,7 @@ async def test_rasa_answering_with_an_error_gets_an_answer(stack, caplog, status
     stub.status = status
     with caplog.at_level(logging.INFO):
         resp = await post(client, cfg, sms(PATIENT_TEXT))
-    assert resp.status == 200 and messages(await resp.text()) == [app["pipeline"].unavailable_reply()]
+    assert resp.status == 200 and messages(await resp.text()) == [own_replies.unavailable(app[PIPELINE].services.office)]
     assert all(MARKER not in r.getMessage() for r in caplog.records)
 
 
@@ -119,14 +121,14 @@ async def test_every_reply_blocked_by_the_egress_guard_gets_the_fallback(stack, 
 
 async def test_an_empty_late_answer_after_the_holding_message_sends_the_fallback(stack, caplog):
     client, stub, provider, cfg, app = stack
-    pipeline = app["pipeline"]
+    pipeline = app[PIPELINE]
     pipeline.holding_after = 0.01  # the deadline passes while Rasa is held below
     stub.replies = []
     stub.may_answer.clear()
     with caplog.at_level(logging.INFO):
         resp = await post(client, cfg, sms(PATIENT_TEXT))
         [holding] = messages(await resp.text())
-        assert holding == pipeline.holding_reply()
+        assert holding == own_replies.holding()
         assert stub.called.is_set() and provider.sent == []  # Rasa has the message, nothing sent yet
         stub.may_answer.set()  # now Rasa answers: 200, no messages
         await pipeline.drain()
@@ -137,31 +139,31 @@ async def test_an_empty_late_answer_after_the_holding_message_sends_the_fallback
 async def test_a_failed_late_answer_still_tells_the_patient(stack, monkeypatch):
     """The holding message promised an answer: if working it out fails, the patient is told."""
     client, stub, provider, cfg, app = stack
-    pipeline = app["pipeline"]
+    pipeline = app[PIPELINE]
     pipeline.holding_after = 0.01
     stub.may_answer.clear()
     resp = await post(client, cfg, sms(PATIENT_TEXT))
-    assert messages(await resp.text()) == [pipeline.holding_reply()]
+    assert messages(await resp.text()) == [own_replies.holding()]
 
     async def broken(*args, **kwargs):  # fails after Rasa has answered, before the egress guard
         raise RuntimeError("synthetic failure")
 
-    monkeypatch.setattr(pipeline.identity, "session", broken)
+    monkeypatch.setattr(pipeline.services.identity, "session", broken)
     stub.may_answer.set()
     await pipeline.drain()
-    assert [m["Body"] for m in provider.sent] == [pipeline.unavailable_reply()]
+    assert [m["Body"] for m in provider.sent] == [own_replies.unavailable(pipeline.services.office)]
 
 
 async def test_an_unusable_pending_intent_after_verification_gets_the_fallback(stack, caplog):
     """A verified date of birth for a pending intent that is not a plain name: never sent to
     Rasa as a command, and the patient, now verified, is not left without an answer."""
     from bot.records.identity import Attempt
-    from bot.conversation.pipeline import Inbound
+    from bot.conversation.inbound import Inbound
 
     client, stub, provider, cfg, app = stack
     msg = Inbound("sms", SENDER, "[date]", "SM" + "7" * 32)
     with caplog.at_level(logging.INFO):
-        out = await app["pipeline"]._verified_or_not(msg, _conversation(cfg), 'ask_hours{"x": 1}',
+        out = await app[PIPELINE].verification.verified_or_not(msg, _conversation(cfg), 'ask_hours{"x": 1}',
                                                      Attempt(verified=True, patient_ref="p-synthetic"))
     assert out == [_fallback(app)] and stub.calls == []
     _assert_logged_without_text(caplog, cfg, "unknown_pending_intent")
@@ -179,7 +181,7 @@ async def test_danger_words_with_an_empty_answer_from_rasa_still_get_the_safety_
     client, stub, provider, cfg, app = stack
     stub.replies = []
     [reply] = messages(await (await post(client, cfg, sms(ONLY_THE_NET[0]))).text())
-    office = app["pipeline"].office
+    office = app[PIPELINE].services.office
     assert reply == safety_check_reply(office.phone, office.emergency, "en") != _fallback(app)
     assert len(stub.calls) == 1  # the NLU had its chance first
 
@@ -189,7 +191,7 @@ async def test_a_duplicate_delivery_while_the_first_is_still_answered_gets_the_h
     stand-in Rasa by a barrier) gets the holding message, never an empty answer; the first
     delivery then gets the bot's answer."""
     client, stub, provider, cfg, app = stack
-    pipeline = app["pipeline"]
+    pipeline = app[PIPELINE]
     pipeline.holding_after = 60.0  # the first delivery waits for Rasa: only the barrier releases it
     pipeline.duplicate_wait = 0.2
     stub.may_answer.clear()
@@ -197,7 +199,7 @@ async def test_a_duplicate_delivery_while_the_first_is_still_answered_gets_the_h
     first = asyncio.ensure_future(post(client, cfg, params))
     await stub.called.wait()
     retry = await post(client, cfg, params)
-    assert retry.status == 200 and messages(await retry.text()) == [pipeline.holding_reply()]
+    assert retry.status == 200 and messages(await retry.text()) == [own_replies.holding()]
     stub.may_answer.set()
     assert messages(await (await first).text()) == ["hello from the bot"]
     assert len(stub.calls) == 1  # the retry was not processed again

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from bot.storage.redis_client import ReadyConnectionPool, async_redis
 from bot.config import load_settings
 from tests.conftest import TEST_REDIS_URL
+from channels.gateway.app_keys import SERVICES
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ async def test_the_gateway_opens_its_connections_before_traffic_and_closes_them(
 
     cfg = load_settings()
     client = await aiohttp_client(create_app(cfg))
-    pool = client.server.app["redis"].connection_pool
+    pool = client.server.app[SERVICES].redis.connection_pool
     opened = list(pool._available_connections)  # noqa: SLF001
     assert len(opened) >= cfg.redis_warm_connections and all(c.is_connected for c in opened)
     await client.close()  # the app's clean-up closes its client, and with it the pool

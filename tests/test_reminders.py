@@ -19,6 +19,7 @@ from bot.records.outbound import OutboundGate
 from bot.records.reminders import Reminders
 from tests.gateway_helpers import messages, post, sms
 from tests.test_sms_outbound import stack  # noqa: F401 - the gateway + provider stand-in fixture
+from channels.gateway.app_keys import SMS_SENDER
 
 BUNDLE = Path(__file__).resolve().parent.parent / "data" / "demo" / "synthetic_bundle.json"
 SHARED = "+15550100101"  # demo patients 1 and 2 (synthetic)
@@ -39,7 +40,7 @@ async def _setup(cfg, app, consent_for=(SHARED,), opted_out=(ROBIN,)):
     audit = AuditLog(rc, keys, cfg.redis_prefix)
 
     async def send(to, body, conversation):
-        return await app["sms_sender"].send(to, body, conversation, actor="system:reminders")
+        return await app[SMS_SENDER].send(to, body, conversation, actor="system:reminders")
 
     reminders = Reminders(rc, keys, cfg.redis_prefix, load_office(cfg.office_config),
                           OutboundGate(consent, audit), send)

@@ -21,6 +21,7 @@ from bot.storage.crypto import keyring, conversation_id, phone_index
 from bot.records.handoff import HandoffQueue
 from channels.gateway.app import create_app
 from tests.gateway_helpers import SENDER, messages, post, sms
+from channels.gateway.app_keys import PIPELINE
 
 EMERGENCIES = [
     ("I have crushing chest pain and my left arm is numb", "911", None),
@@ -64,12 +65,12 @@ async def test_emergency_is_redirected_before_rasa_and_staff_alerted(gateway, bo
 
 async def test_emergency_is_redirected_when_alerting_staff_fails(gateway, monkeypatch):
     client, stub, cfg = gateway
-    pipeline = client.server.app["pipeline"]
+    pipeline = client.server.app[PIPELINE]
 
     async def broken(*args, **kwargs):
         raise redis.exceptions.ConnectionError("synthetic failure")
 
-    monkeypatch.setattr(pipeline.handoff, "escalate", broken)
+    monkeypatch.setattr(pipeline.services.handoff, "escalate", broken)
     [reply] = messages(await (await post(client, cfg, sms("cant breathe", sid(6)))).text())
     assert "911" in reply
     # Every other write settled; the claim was released, so the provider's retry alerts staff.

@@ -23,6 +23,7 @@ from bot.safety.rules import detect_emergency, redirect_reply, safety_check_repl
 from bot.safety.model import NONE, RiskClassifier, classifier, fit, load_examples, corpus_files
 from bot.safety.screen import CHECK, NLU_EMERGENCY_WEIGHT, REDIRECT, nlu_verdict, screen
 from tests.gateway_helpers import SENDER, messages, post, sms
+from channels.gateway.app_keys import PIPELINE
 
 OFFICE = "(555) 010-0199"
 
@@ -248,7 +249,7 @@ async def test_the_safety_check_is_given_when_rasa_is_down_or_slow(gateway):
     [down] = messages(await (await post(client, cfg, sms(ONLY_THE_NET[0], sid(4)))).text())
     assert "Are you safe" in down
     stub.status, stub.delay = 200, 1.5  # past the holding deadline (1 s in tests' settings)
-    client.server.app["pipeline"].holding_after = 0.2
+    client.server.app[PIPELINE].holding_after = 0.2
     [slow] = messages(await (await post(client, cfg, sms(ONLY_THE_NET[0], sid(5), "+15550100122"))).text())
     assert "Are you safe" in slow
 
@@ -293,7 +294,7 @@ async def test_spanish_keywords_are_answered_in_spanish(gateway):
 
 
 def cfg_office_phone(client) -> str:
-    return client.server.app["pipeline"].office.phone
+    return client.server.app[PIPELINE].services.office.phone
 
 
 # -- the blind sets ---------------------------------------------------------------------------

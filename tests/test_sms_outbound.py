@@ -18,6 +18,7 @@ from bot.core.phone import local_timezone
 from channels.gateway.app import create_app
 from channels.sms.sender import SendFailed
 from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
+from channels.gateway.app_keys import PIPELINE, SMS_SENDER
 
 FAST = (0.01, 0.01, 0.01)
 
@@ -29,7 +30,7 @@ async def stack(settings_env, aiohttp_server, aiohttp_client, monkeypatch):
     stub = StubRasa(settings_env["RASA_GATEWAY_SECRET"])
     client, provider, cfg, app = await gateway_with_provider(stub, settings_env, aiohttp_server, aiohttp_client,
                                                              monkeypatch, SMS_HOLDING_AFTER_SECONDS="0.3")
-    app["sms_sender"].backoff = FAST
+    app[SMS_SENDER].backoff = FAST
     return client, stub, provider, cfg, app
 
 
@@ -45,7 +46,7 @@ async def _events(cfg):
 
 async def test_send_uses_the_rest_shape_and_records_the_signed_delivery_callback(stack):
     client, stub, provider, cfg, app = stack
-    sender = app["sms_sender"]
+    sender = app[SMS_SENDER]
     sent = await sender.send(SENDER, "Your reminder (synthetic)", "sms-test-conv")
     assert sent.attempts == 1 and sent.status == "queued"
     [msg] = provider.sent
@@ -62,7 +63,7 @@ async def test_send_uses_the_rest_shape_and_records_the_signed_delivery_callback
 async def test_5xx_and_network_errors_are_retried(stack, failures, drops, attempts):
     client, stub, provider, cfg, app = stack
     provider.fail_statuses, provider.drop = list(failures), drops
-    sent = await app["sms_sender"].send(SENDER, "hello (synthetic)", "sms-test-conv")
+    sent = await app[SMS_SENDER].send(SENDER, "hello (synthetic)", "sms-test-conv")
     assert sent.attempts == attempts and len(provider.sent) == 1
 
 
@@ -70,7 +71,7 @@ async def test_4xx_is_not_retried(stack):
     client, stub, provider, cfg, app = stack
     provider.fail_statuses = [400, 500]
     with pytest.raises(SendFailed) as failure:
-        await app["sms_sender"].send(SENDER, "hello (synthetic)", "sms-test-conv")
+        await app[SMS_SENDER].send(SENDER, "hello (synthetic)", "sms-test-conv")
     assert not failure.value.retryable and provider.requests == 1 and provider.fail_statuses == [500]
 
 
@@ -78,7 +79,7 @@ async def test_gives_up_after_the_last_retry_and_audits(stack):
     client, stub, provider, cfg, app = stack
     provider.fail_statuses = [500] * 10
     with pytest.raises(SendFailed) as failure:
-        await app["sms_sender"].send(SENDER, "hello (synthetic)", "sms-test-conv")
+        await app[SMS_SENDER].send(SENDER, "hello (synthetic)", "sms-test-conv")
     assert failure.value.retryable and provider.requests == 1 + len(FAST)
     assert ("sms_send_failed", "gave_up") in [(e.action, e.outcome) for e in await _events(cfg)]
 
@@ -104,7 +105,7 @@ async def test_slow_rasa_gets_a_holding_message_then_the_answer_by_api(stack):
     took = time.monotonic() - started
     [holding] = messages(await resp.text())
     assert "in a moment" in holding and took < stub.delay  # did not wait for Rasa
-    await app["pipeline"].drain()
+    await app[PIPELINE].drain()
     assert [(m["To"], m["Body"]) for m in provider.sent] == [(SENDER, "hello from the bot")]
     # A retry of the same webhook replays the holding message; nothing is sent twice.
     again = await post(client, cfg, sms("when do you open", "SM" + "1" * 32))
@@ -116,7 +117,7 @@ async def test_late_answer_is_not_sent_after_an_opt_out(stack):
     stub.delay = 1.0
     await post(client, cfg, sms("when do you open", "SM" + "2" * 32))
     await post(client, cfg, sms("STOP", "SM" + "3" * 32))
-    await app["pipeline"].drain()
+    await app[PIPELINE].drain()
     assert provider.sent == []
     assert ("outbound_refused", "opted_out") in [(e.action, e.outcome) for e in await _events(cfg)]
 
@@ -167,7 +168,7 @@ async def test_one_time_code_step_when_configured(stack, aiohttp_client):
     cfg = dataclasses.replace(cfg, idv_require_code=True)
     app = create_app(cfg)
     client = await aiohttp_client(app)
-    app["sms_sender"].backoff = FAST
+    app[SMS_SENDER].backoff = FAST
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
     keys = keyring(cfg)
     await AppointmentStore(rc, keys, cfg.redis_prefix).import_bundle(load_bundle_file(BUNDLE), "test")

@@ -21,20 +21,21 @@ from aiohttp import web
 
 from redis.exceptions import RedisError
 
-from bot.storage.audit import SYSTEM
 from bot.config import Settings, settings as load_settings
-from bot.storage.config_audit import audit_configuration
-from bot.storage.crypto import keyring
-from bot.logging_setup import configure_logging
-from bot.core.office import load_office
-from bot.storage.redis_client import async_redis, open_connections
-from bot.safety.model import RiskClassifier, classifier as risk_classifier
-from channels.sms import webhook as sms
-from channels.staff import add_console
 from bot.conversation.pipeline import InboundPipeline
 from bot.conversation.rasa_client import RasaClient
-from channels.sms.sender import SmsSender
+from bot.core.office import load_office
+from bot.logging_setup import configure_logging
+from bot.safety.model import RiskClassifier, classifier as risk_classifier
+from bot.services import build_services
+from bot.storage.audit import SYSTEM
+from bot.storage.config_audit import audit_configuration
+from bot.storage.redis_client import open_connections
+from channels.gateway.app_keys import HTTP, PIPELINE, RASA, SERVICES, SETTINGS, SMS_SENDER
 from channels.gateway.workers import fork_workers, stop_workers
+from channels.sms import webhook as sms
+from channels.sms.sender import SmsSender
+from channels.staff import add_console
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +44,16 @@ async def healthz(request: web.Request) -> web.Response:
     app = request.app
     checks = {}
     try:
-        checks["redis"] = bool(await app["redis"].ping())
+        checks["redis"] = bool(await app[SERVICES].redis.ping())
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = False
         checks["redis_error"] = exc.__class__.__name__
-    rasa = await app["rasa"].health()
+    rasa = await app[RASA].health()
     checks["rasa"] = rasa.get("ok", False)
     if not checks["rasa"]:
         checks["rasa_error"] = rasa.get("reason", "unavailable")
     try:
-        async with app["http"].get(app["settings"].action_url + "/health",
-                                   timeout=aiohttp.ClientTimeout(total=3)) as resp:
+        async with app[HTTP].get(app[SETTINGS].action_url + "/health", timeout=aiohttp.ClientTimeout(total=3)) as resp:
             checks["actions"] = resp.status == 200
     except (aiohttp.ClientError, asyncio.TimeoutError):
         checks["actions"] = False
@@ -93,42 +93,43 @@ def load_risk_classifier() -> Optional[RiskClassifier]:
 def create_app(cfg: Optional[Settings] = None) -> web.Application:
     cfg = cfg or load_settings()
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
-    app["settings"] = cfg
-
-    async def start(app: web.Application) -> None:
-        app["redis"] = async_redis(cfg)
-        app["http"] = aiohttp.ClientSession()
-        app["rasa"] = RasaClient(cfg.rasa_url, cfg.rasa_secret, cfg.rasa_reply_timeout, cfg.rasa_max_connections)
-        await app["rasa"].start()
-        keys = keyring(cfg)
-        pipeline = app["pipeline"] = InboundPipeline(
-            app["redis"], keys, app["rasa"], load_office(cfg.office_config), cfg.redis_prefix
-        )
-        app["sms_sender"] = SmsSender(app["http"], cfg, app["redis"], keys)
-        pipeline.late_delivery = sms.late_delivery(app["sms_sender"], pipeline)
-        pipeline.holding_after = cfg.sms_holding_after
-        pipeline.duplicate_wait = cfg.rasa_reply_timeout + 1.0  # the first delivery's answer is due by then
-        pipeline.classifier = load_risk_classifier()
-        if cfg.idv_require_code:
-            pipeline.send_code = sms.code_delivery(app["sms_sender"], pipeline)
-        try:
-            await audit_configuration(app["redis"], keys, pipeline.audit, cfg, SYSTEM)
-            await open_connections(app["redis"], cfg.redis_warm_connections)
-        except RedisError:  # start anyway: emergencies must be redirected even with Redis down
-            logger.error("could not audit the configuration: Redis unavailable")
-
-    async def stop(app: web.Application) -> None:
-        await app["pipeline"].drain()
-        await app["rasa"].close()
-        await app["http"].close()
-        await app["redis"].close()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    app[SETTINGS] = cfg
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
     app.router.add_get("/healthz", healthz)
     sms.add_routes(app)
-    add_console(app, cfg)  # after on_startup's start: the console's services use the pipeline's
+    add_console(app, cfg)  # after on_startup's _start: the console's services are the gateway's
     return app
+
+
+async def _start(app: web.Application) -> None:
+    """Build the services once (bot.services), the Rasa client and the SMS sender, and wire
+    the pipeline; then audit the configuration."""
+    cfg = app[SETTINGS]
+    services = app[SERVICES] = build_services(cfg)
+    app[HTTP] = aiohttp.ClientSession()
+    rasa = app[RASA] = RasaClient(cfg.rasa_url, cfg.rasa_secret, cfg.rasa_reply_timeout, cfg.rasa_max_connections)
+    await rasa.start()
+    pipeline = app[PIPELINE] = InboundPipeline(services, rasa)
+    sender = app[SMS_SENDER] = SmsSender(app[HTTP], cfg, services.redis, services.keys)
+    pipeline.late_delivery = sms.late_delivery(sender, services)
+    pipeline.holding_after = cfg.sms_holding_after
+    pipeline.duplicate_wait = cfg.rasa_reply_timeout + 1.0  # the first delivery's answer is due by then
+    pipeline.classifier = load_risk_classifier()
+    if cfg.idv_require_code:
+        pipeline.send_code = sms.code_delivery(sender, services)
+    try:
+        await audit_configuration(services.redis, services.keys, services.audit, cfg, SYSTEM)
+        await open_connections(services.redis, cfg.redis_warm_connections)
+    except RedisError:  # start anyway: emergencies must be redirected even with Redis down
+        logger.error("could not audit the configuration: Redis unavailable")
+
+
+async def _stop(app: web.Application) -> None:
+    await app[PIPELINE].drain()
+    await app[RASA].close()
+    await app[HTTP].close()
+    await app[SERVICES].close()
 
 
 async def _freeze_start_up_heap(app: web.Application) -> None:

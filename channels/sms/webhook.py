@@ -22,8 +22,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot.storage.audit import SYSTEM
 from bot.storage.crypto import phone_index
 from bot.core.phone import InvalidPhoneNumber, to_e164
-from bot.safety.rules import redirect_reply
-from bot.conversation.pipeline import Inbound, RateLimited, RetryLater, clean_text
+from bot.conversation.inbound import Inbound, RateLimited, RetryLater, clean_text
+from bot.services import Services
+from channels.gateway.app_keys import PIPELINE, SERVICES, SETTINGS, SMS_SENDER
 from channels.gateway.rate_limit import RateLimiter
 from channels.sms.sender import STATUS_PATH, SendFailed, SmsSender
 from channels.sms.signature import is_valid_signature
@@ -59,8 +60,8 @@ def twiml(messages: List[str]) -> web.Response:
 
 async def _audit(request: web.Request, action: str, outcome: str, subject: str = "", **details) -> None:
     try:
-        await request.app["pipeline"].audit.record(SYSTEM, action, subject, outcome,
-                                                   {"remote": request.remote or "", **details})
+        await request.app[SERVICES].audit.record(SYSTEM, action, subject, outcome,
+                                                 {"remote": request.remote or "", **details})
     except RedisError:
         logger.error("could not audit %s (%s): Redis unavailable", action, outcome)
 
@@ -75,8 +76,8 @@ async def inbound(request: web.Request) -> web.Response:
 
 
 async def _inbound(request: web.Request) -> web.Response:
-    cfg = request.app["settings"]
-    pipeline = request.app["pipeline"]
+    cfg = request.app[SETTINGS]
+    pipeline = request.app[PIPELINE]
     try:
         form = await request.post()
     except (ValueError, UnicodeDecodeError):
@@ -95,7 +96,7 @@ async def _inbound(request: web.Request) -> web.Response:
         return web.Response(status=400, text="From is not a valid phone number")
     body = str(form.get("Body", ""))
     try:  # the blind index needs the keys, which live in Redis too
-        sender_idx = phone_index(pipeline.keys, sender)
+        sender_idx = phone_index(pipeline.services.keys, sender)
     except RedisError:
         sender_idx = ""  # the pipeline fails closed on the same outage; don't add a second answer
     limiter = RateLimiter(cfg.redis_prefix, cfg.sms_rate_limit_per_minute)
@@ -112,15 +113,14 @@ async def _inbound(request: web.Request) -> web.Response:
         emergency = screening.emergency
         await _audit(request, "rate_limited", "emergency_redirected" if emergency else "refused", sender_idx)
         if emergency:
-            return twiml([redirect_reply(emergency, pipeline.office.phone, pipeline.office.emergency,
-                                         screening.language)])
+            return twiml([pipeline.safety.redirect(emergency, screening.language)])
         return web.Response(status=429, text="too many messages, slow down", headers={"Retry-After": "60"})
     return twiml(replies)
 
 
 async def status_callback(request: web.Request) -> web.Response:
     """``POST /sms/status``: the provider reports a delivery status; signed like inbound."""
-    cfg = request.app["settings"]
+    cfg = request.app[SETTINGS]
     try:
         form = await request.post()
     except (ValueError, UnicodeDecodeError):
@@ -131,20 +131,20 @@ async def status_callback(request: web.Request) -> web.Response:
         await _audit(request, "webhook_refused", "bad_signature", path=STATUS_PATH)
         return web.Response(status=403, text="invalid signature")
     try:
-        await request.app["sms_sender"].record_status(str(form.get("MessageSid", "")),
-                                                      str(form.get("MessageStatus", "")),
-                                                      str(form.get("ErrorCode", "")))
+        await request.app[SMS_SENDER].record_status(str(form.get("MessageSid", "")),
+                                                    str(form.get("MessageStatus", "")),
+                                                    str(form.get("ErrorCode", "")))
     except ValueError:
         return web.Response(status=400, text="unknown MessageStatus")
     return web.Response(status=204)
 
 
-def late_delivery(sender: SmsSender, pipeline):
+def late_delivery(sender: SmsSender, services: Services):
     """Send a bot answer that came after the holding message, through the outbound gate."""
-    gate = pipeline.outbound
+    gate = services.outbound
 
     async def deliver(msg: Inbound, conversation: str, texts: List[str]) -> None:
-        idx = phone_index(pipeline.keys, msg.sender)
+        idx = phone_index(services.keys, msg.sender)
         for text in texts:
             if not (await gate.check(idx, conversation, "reply", SYSTEM)).allowed:
                 return
@@ -158,12 +158,12 @@ def late_delivery(sender: SmsSender, pipeline):
     return deliver
 
 
-def code_delivery(sender: SmsSender, pipeline):
+def code_delivery(sender: SmsSender, services: Services):
     """Send a one-time verification code to the number on file (the sender, whose number matched)."""
-    gate = pipeline.outbound
+    gate = services.outbound
 
     async def deliver(msg: Inbound, conversation: str, text: str) -> bool:
-        if not (await gate.check(phone_index(pipeline.keys, msg.sender), conversation, "reply", SYSTEM)).allowed:
+        if not (await gate.check(phone_index(services.keys, msg.sender), conversation, "reply", SYSTEM)).allowed:
             return False
         try:
             await sender.send(msg.sender, text, conversation)

@@ -14,12 +14,10 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from bot.storage.audit import AuditLog
 from bot.config import Settings
-from bot.records.handoff import HandoffQueue
-from bot.records.staff_accounts import StaffAccounts
-from bot.records.staff_sessions import StaffSessions
+from channels.gateway.app_keys import HTTP, SERVICES
 from channels.staff import model_views, nlu_views, views  # noqa: F401 - importing a views module declares its routes
+from channels.staff.app_keys import STAFF_SERVICES, STAFF_TEMPLATES, StaffServices
 from channels.staff.auth import ROUTES, guard, security_headers
 from channels.staff.bot_history import BotHistory
 
@@ -42,21 +40,19 @@ def add_console(app: web.Application, cfg: Settings) -> None:
     Routes are added to the gateway itself, not as an aiohttp sub-application: sub-application
     prefix matching reads ``request.url``, which this aiohttp/yarl pair cannot build.
     """
-    app["staff_templates"] = _templates()
+    app[STAFF_TEMPLATES] = _templates()
     app.middlewares.append(security_headers)
     app.middlewares.append(guard)
 
     async def start(app: web.Application) -> None:
-        pipeline = app["pipeline"]
-        app["staff_services"] = views.StaffServices(
-            accounts=StaffAccounts(app["redis"], pipeline.keys, cfg.redis_prefix, cfg.staff_login_max_failures,
-                                   cfg.staff_lockout_minutes, cfg.staff_totp_issuer),
-            sessions=StaffSessions(app["redis"], cfg.redis_prefix, cfg.staff_session_idle_minutes,
-                                   cfg.staff_session_max_hours),
-            queue=HandoffQueue(app["redis"], cfg.redis_prefix, pipeline.keys),
-            audit=pipeline.audit,
-            history=BotHistory(app["http"], cfg.rasa_url, cfg.rasa_secret),
-            office=pipeline.office,
+        services = app[SERVICES]
+        app[STAFF_SERVICES] = StaffServices(
+            accounts=services.staff_accounts,
+            sessions=services.staff_sessions,
+            queue=services.handoff,
+            audit=services.audit,
+            history=BotHistory(app[HTTP], cfg.rasa_url, cfg.rasa_secret),
+            office=services.office,
         )
 
     app.on_startup.append(start)

@@ -18,6 +18,8 @@ from aiohttp import web
 
 from bot.records.staff_accounts import StaffMember
 from bot.records.staff_sessions import Session
+from channels.gateway.app_keys import SETTINGS
+from channels.staff.app_keys import STAFF_SERVICES
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ def current_session(request: web.Request) -> Session:
 def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str,
                max_age: Optional[int] = None) -> None:
     response.set_cookie(name, value, path=COOKIE_PATH, httponly=True, samesite="Strict", max_age=max_age,
-                        secure=request.config_dict["settings"].staff_cookie_secure)
+                        secure=request.config_dict[SETTINGS].staff_cookie_secure)
 
 
 def clear_cookie(response: web.StreamResponse, name: str) -> None:
@@ -130,7 +132,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     spec: Optional[Route] = getattr(request.match_info.route.handler, "staff_route", None)
     if spec is None or spec.role is None:  # static files, the sign-in page, 404s
         return await handler(request)
-    services = request.app["staff_services"]
+    services = request.app[STAFF_SERVICES]
     session, why, staff_id = await services.sessions.load(request.cookies.get(SESSION_COOKIE), touch=spec.touch)
     member = await services.accounts.get(session.staff_id) if session else None
     if session is not None and (member is None or member.disabled):

@@ -23,6 +23,8 @@ from bot.nlu.train import file_sha256, model_file
 from bot.ops.stack import low_priority
 from channels.staff.auth import current_session, current_staff, route
 from channels.staff.views import _flash, _render, _services
+from channels.gateway.app_keys import SERVICES, SETTINGS
+from channels.staff.app_keys import MODEL_JOBS
 
 MODEL_PAGE = "/staff/admin/model"
 FOLDS = (0, 3, 5)
@@ -37,12 +39,12 @@ def add_job_runner(app: web.Application, cfg) -> None:
     """The gateway's job runner; a gateway that stops ends its job (shown as interrupted)."""
 
     async def start(app: web.Application) -> None:
-        app["model_jobs"] = JobRunner(JobStore(app["redis"], cfg.redis_prefix), cfg.evaluation_dir / "console-job.log",
+        app[MODEL_JOBS] = JobRunner(JobStore(app[SERVICES].redis, cfg.redis_prefix), cfg.evaluation_dir / "console-job.log",
                                       priority=low_priority(cfg))
 
     async def stop(app: web.Application) -> None:
-        if "model_jobs" in app:
-            await app["model_jobs"].stop()
+        if MODEL_JOBS in app:
+            await app[MODEL_JOBS].stop()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)  # before cleanup closes the Redis client the job's state needs
@@ -114,7 +116,7 @@ def _job_view(job: Dict, names: Dict[str, str]) -> Dict:
 
 
 async def _job(request: web.Request) -> Dict:
-    job = await request.app["model_jobs"].store.state()
+    job = await request.app[MODEL_JOBS].store.state()
     names = {}
     if job.get("actor", "").startswith("staff:"):
         member = await _services(request).accounts.get(job["actor"][len("staff:"):])
@@ -125,7 +127,7 @@ async def _job(request: web.Request) -> Dict:
 
 @route("GET", "/admin/model", "admin")
 async def model_page(request: web.Request) -> web.Response:
-    cfg = request.config_dict["settings"]
+    cfg = request.config_dict[SETTINGS]
     overview = await asyncio.get_running_loop().run_in_executor(None, _overview, cfg)
     flash = await _services(request).sessions.pop_flash(current_session(request))
     return _render(request, "model.html", flash=flash, job=await _job(request), folds=FOLDS,
@@ -140,7 +142,7 @@ async def job_api(request: web.Request) -> web.Response:
 @route("GET", "/admin/model/report", "admin")
 async def report(request: web.Request) -> web.StreamResponse:
     """The evaluation report; ``?figure=NAME`` one of its plots (a fixed list: no paths)."""
-    cfg = request.config_dict["settings"]
+    cfg = request.config_dict[SETTINGS]
     figure = request.query.get("figure")
     if figure is not None:
         if figure not in FIGURES or not (cfg.evaluation_dir / figure).is_file():
@@ -160,7 +162,7 @@ async def _start(request: web.Request, kind: str, steps, details: Dict[str, str]
         await services.audit.record(me.actor, "model_job_finished", kind, state["stage"],
                                     {k: v for k, v in state.items() if k.startswith("exit_")})
 
-    job_id = await request.app["model_jobs"].start(kind, steps, me.actor, finished, details)
+    job_id = await request.app[MODEL_JOBS].start(kind, steps, me.actor, finished, details)
     await services.audit.record(me.actor, "model_job_started", kind, "ok" if job_id else "busy",
                                 {"job": job_id or "", **details})
     if job_id is None:
@@ -170,7 +172,7 @@ async def _start(request: web.Request, kind: str, steps, details: Dict[str, str]
 
 @route("POST", "/admin/model/train", "admin")
 async def train(request: web.Request) -> web.Response:
-    cfg = request.config_dict["settings"]
+    cfg = request.config_dict[SETTINGS]
     form = await request.post()
     folds = str(form.get("folds", ""))
     if folds not in {str(n) for n in FOLDS}:
@@ -183,7 +185,7 @@ async def train(request: web.Request) -> web.Response:
 
 @route("POST", "/admin/model/rollout", "admin")
 async def rollout(request: web.Request) -> web.Response:
-    cfg = request.config_dict["settings"]
+    cfg = request.config_dict[SETTINGS]
     seen = str((await request.post()).get("candidate", ""))
     evaluation = await asyncio.get_running_loop().run_in_executor(None, _evaluation, cfg)
     if not seen or evaluation is None or not evaluation["candidate_current"] \
@@ -201,7 +203,7 @@ async def rollout(request: web.Request) -> web.Response:
 
 @route("POST", "/admin/model/rollback", "admin")
 async def rollback(request: web.Request) -> web.Response:
-    cfg = request.config_dict["settings"]
+    cfg = request.config_dict[SETTINGS]
     seen = str((await request.post()).get("to", ""))
     previous = await asyncio.get_running_loop().run_in_executor(
         None, lambda: ModelRegistry(cfg.model_path.parent).previous())

@@ -18,24 +18,25 @@ from bot.nlu.inbox import ReviewInbox
 from bot.nlu.scrub import scrubber_for
 from channels.staff.auth import current_session, current_staff, route
 from channels.staff.views import _back_to, _conversation, _flash, _render, _services
+from channels.gateway.app_keys import SERVICES, SETTINGS
 
 INBOX_PAGE = "/staff/admin/nlu"
 
 
 def _inbox(request: web.Request) -> ReviewInbox:
-    cfg = request.config_dict["settings"]
-    return ReviewInbox(request.app["redis"], request.app["pipeline"].keys, cfg.redis_prefix, cfg.nlu_inbox_days)
+    return request.app[SERVICES].review_inbox
 
 
 async def _scrubber(request: web.Request):
-    cfg = request.config_dict["settings"]
-    return await scrubber_for(request.app["redis"], request.app["pipeline"].keys, cfg.redis_prefix, cfg.default_region)
+    cfg = request.config_dict[SETTINGS]
+    services = request.app[SERVICES]
+    return await scrubber_for(services.redis, services.keys, cfg.redis_prefix, cfg.default_region)
 
 
 @route("GET", "/admin/nlu", "admin")
 async def inbox_page(request: web.Request) -> web.Response:
     services = _services(request)
-    cfg = request.config_dict["settings"]
+    cfg = request.config_dict[SETTINGS]
     items = await _inbox(request).items(await _scrubber(request))
     await services.audit.record(current_staff(request).actor, "nlu_inbox_viewed", "", "ok", {"items": len(items)})
     flash = await services.sessions.pop_flash(current_session(request))
@@ -53,7 +54,7 @@ async def _item_or_flash(request: web.Request):
 @route("POST", "/admin/nlu/{item}/label", "admin")
 async def label(request: web.Request) -> web.Response:
     services = _services(request)
-    cfg = request.config_dict["settings"]
+    cfg = request.config_dict[SETTINGS]
     me = current_staff(request)
     item = await _item_or_flash(request)
     if item is not None:

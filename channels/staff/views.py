@@ -9,24 +9,21 @@ import json
 import logging
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot.storage.audit import AuditLog
 from bot.storage.crypto import phone_index_from_conversation
-from bot.records.handoff import HandoffQueue
 from bot.core.office import Office
-from bot.records.staff_accounts import StaffAccounts, StaffMember
-from bot.records.staff_sessions import StaffSessions
+from bot.records.staff_accounts import StaffMember
 from channels.sms.webhook import split_for_sms
 from channels.sms.sender import SendFailed
 from channels.staff.auth import (CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, apply_security_headers, clear_cookie,
                                  current_session, current_staff, new_login_token, route, set_cookie)
-from channels.staff.bot_history import BotHistory
+from channels.gateway.app_keys import SERVICES, SETTINGS, SMS_SENDER
+from channels.staff.app_keys import STAFF_SERVICES, STAFF_TEMPLATES, StaffServices
 
 logger = logging.getLogger(__name__)
 
@@ -46,25 +43,13 @@ SIGNED_OUT_REASONS = {"idle": "You were signed out after a period without activi
 SIGN_IN_FAILED = "Sign-in failed: check the username, password and the current code from your authenticator app."
 
 
-@dataclass
-class StaffServices:
-    """What the console works with, built once when the gateway starts."""
-
-    accounts: StaffAccounts
-    sessions: StaffSessions
-    queue: HandoffQueue
-    audit: AuditLog
-    history: BotHistory
-    office: Office
-
-
 def _services(request: web.Request) -> StaffServices:
-    return request.app["staff_services"]
+    return request.app[STAFF_SERVICES]
 
 
 def _render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    env = request.app["staff_templates"]
-    cfg = request.config_dict["settings"]
+    env = request.app[STAFF_TEMPLATES]
+    cfg = request.config_dict[SETTINGS]
     context.setdefault("flash", None)
     body = env.get_template(template).render(
         staff=request.get("staff"), csrf=request["session"].csrf if "session" in request else "",
@@ -154,7 +139,7 @@ async def queue_rows(request: web.Request) -> List[Dict[str, Any]]:
     services = _services(request)
     me = current_staff(request)
     names = await services.accounts.usernames()
-    sla = request.config_dict["settings"].staff_sla_minutes * 60
+    sla = request.config_dict[SETTINGS].staff_sla_minutes * 60
     now = datetime.now(timezone.utc)
     rows = []
     for entry in await services.queue.waiting():
@@ -181,13 +166,13 @@ async def queue_page(request: web.Request) -> web.Response:
     rows = await queue_rows(request)
     flash = await _services(request).sessions.pop_flash(current_session(request))
     return _render(request, "queue.html", rows=rows, flash=flash,
-                   sla_seconds=request.config_dict["settings"].staff_sla_minutes * 60)
+                   sla_seconds=request.config_dict[SETTINGS].staff_sla_minutes * 60)
 
 
 @route("GET", "/api/queue", "agent", kind="api", touch=False)
 async def queue_api(request: web.Request) -> web.Response:
     return web.json_response({"rows": await queue_rows(request),
-                              "sla_seconds": request.config_dict["settings"].staff_sla_minutes * 60})
+                              "sla_seconds": request.config_dict[SETTINGS].staff_sla_minutes * 60})
 
 
 # -- one conversation -------------------------------------------------------------------------------
@@ -227,7 +212,7 @@ async def conversation_page(request: web.Request) -> web.Response:
     for item in transcript or []:
         item["when"] = _local(services.office, item.get("timestamp"))
     phone_idx = phone_index_from_conversation(conversation)
-    opted_out = bool(phone_idx) and (await request.config_dict["pipeline"].consent.state(phone_idx)).opted_out
+    opted_out = bool(phone_idx) and (await request.config_dict[SERVICES].consent.state(phone_idx)).opted_out
     await services.audit.record(me.actor, "phi_viewed", conversation, "ok",
                                 {"view": "conversation", "log_entries": len(log),
                                  "transcript_entries": len(transcript or [])})
@@ -244,7 +229,7 @@ async def conversation_page(request: web.Request) -> web.Response:
     return _render(request, "conversation.html", conversation=conversation, entry=row, log=log,
                    transcript=transcript, opted_out=opted_out, flash=flash,
                    last_id=log[-1]["id"] if log else "",
-                   sla_seconds=request.config_dict["settings"].staff_sla_minutes * 60)
+                   sla_seconds=request.config_dict[SETTINGS].staff_sla_minutes * 60)
 
 
 @route("GET", "/api/conversations/{conversation}/log", "agent", kind="api", touch=False)
@@ -326,7 +311,7 @@ async def send_as_office(request: web.Request, conversation: str, text: str, me:
                          actor: Optional[str] = None):
     """(outcome, message for the staff member): through the outbound gate, then SMS."""
     services = _services(request)
-    pipeline = request.config_dict["pipeline"]
+    pipeline = request.config_dict[SERVICES]
     phone_idx = phone_index_from_conversation(conversation)
     if phone_idx is None:
         return "no_channel", "Not sent: this conversation's channel cannot be texted from the console."
@@ -342,7 +327,7 @@ async def send_as_office(request: web.Request, conversation: str, text: str, me:
                              "(it is kept from the patient's first message after escalation).")
     try:
         for part in split_for_sms(text):
-            await request.config_dict["sms_sender"].send(number, part, conversation, actor=actor or me.actor)
+            await request.config_dict[SMS_SENDER].send(number, part, conversation, actor=actor or me.actor)
     except SendFailed as exc:
         return "send_failed", f"Not delivered: the SMS provider did not take the message ({exc.reason}). Try again."
     return "sent", "Reply sent."
