@@ -13,11 +13,12 @@ from rasa.shared.nlu.training_data.message import Message
 
 from bot.core import clarify
 from bot.core.clarify import Thresholds
-from bot.records.identity import mask_dates
+from bot.core.dates import mask_dates
 from bot.nlu.calibrate import config_thresholds, held_out
 from bot.nlu.outcomes import Parsed, calibrate, outcome, summarise
 from channels.rasa_bridge.clarify_choice import pending_question
-from channels.rasa_bridge.date_guard import DateOfBirthGuard, has_date
+from bot.core.dates import has_date
+from channels.rasa_bridge.date_guard import DateOfBirthGuard
 
 ROOT = Path(__file__).resolve().parents[1]
 T = Thresholds(answer=0.5, ambiguity=0.1, ask=0.2, option=0.1)

@@ -9,7 +9,8 @@ import redis
 
 from bot.config import load_settings
 from bot.storage.crypto import keyring
-from bot.records.identity import IdentityRegistry, InvalidDate, parse_dob
+from bot.core.dates import InvalidDate, parse_dob
+from bot.records.identity import IdentityRegistry
 
 TODAY = date(2026, 11, 25)
 T0 = datetime(2030, 1, 14, 15, 0, tzinfo=timezone.utc)

@@ -27,6 +27,7 @@ from tests.conftest import TEST_REDIS_URL
 from tests.test_e2e import _free_port
 from tests.test_sms_outbound import stack  # noqa: F401 - the gateway + stand-in Rasa + provider stand-in
 from tests.test_staff_console import _audit, _plain_http_cookies, _redis_blob, console  # noqa: F401 - fixtures
+from channels.staff.app_keys import MODEL_JOBS
 
 PHONE = "555-010-0142"  # synthetic
 EPOCH_LINE = "Epochs:  45%|████▌     | 45/100 [00:10<00:12,  4.41it/s, t_loss=1.23, i_acc=0.912]"
@@ -222,7 +223,7 @@ async def test_a_second_start_while_a_job_runs_is_refused(console, monkeypatch, 
     job = json.loads((await admin.page("/staff/api/model/job"))[1])
     assert job["running"] and job["by"] == "ada" and job["folds"] == "3"
     gate.touch()
-    state = await _until_ended(console["stack"][4]["model_jobs"].store)
+    state = await _until_ended(console["stack"][4][MODEL_JOBS].store)
     assert state["stage"] == "done"
     ada = f"staff:{console['staff']['ada'].member.id}"
     events = [(e.action, e.outcome, e.actor) for e in await _audit(console) if e.action.startswith("model_job")]
@@ -235,7 +236,7 @@ async def test_training_refused_for_a_phone_number_in_the_data(console, project)
     nlu.write_text(nlu.read_text().replace("      - hiya\n", f"      - hiya call me at {PHONE}\n", 1))
     admin = await console["sign_in"]("ada")
     assert (await admin.post("/staff/admin/model/train", {"folds": "0"})).status == 303
-    state = await _until_ended(console["stack"][4]["model_jobs"].store, timeout=60)
+    state = await _until_ended(console["stack"][4][MODEL_JOBS].store, timeout=60)
     assert state["stage"] == "refused", state
     _, body = await admin.page("/staff/admin/model")
     assert "data/nlu.yml: intent greet, example" in body and "contains phone" in body
@@ -287,7 +288,7 @@ async def test_train_evaluate_and_roll_out_from_the_console(console, project, mo
     monkeypatch.setenv("ROLLOUT_MARGIN", "1.0")  # any candidate passes the gate: the outcome is certain
     monkeypatch.setenv("RASA_PORT", str(_free_port()))  # no Rasa runs: "used at its next start"
     admin = await console["sign_in"]("ada")
-    store = console["stack"][4]["model_jobs"].store
+    store = console["stack"][4][MODEL_JOBS].store
     started, seen = time.monotonic(), []
     assert (await admin.post("/staff/admin/model/train", {"folds": "0"})).status == 303  # no conversation tests
     state = await _until_ended(store, timeout=240, seen=seen)

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 from redis.asyncio.client import Pipeline
 
-from bot.records.identity import mask_dates
+from bot.core.dates import mask_dates
 
 MAX_TEXT_CHARS = 1600  # longest SMS concatenation carriers deliver
 

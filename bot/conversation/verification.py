@@ -8,7 +8,8 @@ from typing import Awaitable, Callable, List, Optional
 from bot.conversation import own_replies
 from bot.conversation.inbound import Inbound
 from bot.core import replies
-from bot.records.identity import InvalidDate, clear_pending, parse_dob
+from bot.core.dates import InvalidDate, parse_dob
+from bot.records.identity import clear_pending
 from bot.services import Services
 from bot.storage.audit import SYSTEM
 from bot.storage.crypto import phone_index

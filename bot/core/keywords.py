@@ -1,4 +1,4 @@
-"""Opt-out, opt-in and HELP keywords: deterministic, run before the NLU (DESIGN.md, step 6).
+"""Opt-out, opt-in and HELP keywords: deterministic, run before the NLU (step 6 of bot/conversation/pipeline.py).
 
 Single-word keywords follow the CTIA Messaging Principles and the carriers' handling (STOP,
 STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT; START, UNSTOP; HELP, INFO) plus the words the FCC's

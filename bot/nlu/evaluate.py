@@ -59,7 +59,7 @@ async def _predict(model: Path, texts: List[str]) -> List[str]:
 
 def as_nlu_sees(text: str) -> str:
     """The text as the gateway hands it to Rasa: no leading "/", full dates masked."""
-    from bot.records.identity import mask_dates
+    from bot.core.dates import mask_dates
 
     return mask_dates(text.lstrip("/ \t"))
 
@@ -113,7 +113,7 @@ def parse_labelled(model: Path, rows: List[Tuple[str, str, Tuple[str, ...]]], ga
     False: the NLU alone) and the model's NLU."""
     from bot.core import clarify
     from bot.nlu.outcomes import Parsed
-    from channels.rasa_bridge.date_guard import has_date
+    from bot.core.dates import has_date
 
     quiet_rasa()
     early = [gateway_answer(text) for text, _, _ in rows]

@@ -19,7 +19,7 @@ from typing import FrozenSet, Iterable, List, Set, Tuple
 
 import phonenumbers
 
-from bot.records.identity import DATE_LIKE
+from bot.core.dates import DATE_LIKE
 
 PLACEHOLDERS = ("[phone]", "[date]", "[email]", "[id]", "[address]", "[name]")
 

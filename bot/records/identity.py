@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -36,61 +35,6 @@ SHORT_LOCK_AFTER, SHORT_LOCK = 3, timedelta(minutes=30)
 DAY_LOCK_AFTER = 10
 OTP_TTL = timedelta(minutes=10)
 OTP_PER_HOUR = 3
-
-MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-     "november", "december"], start=1)}
-MONTHS.update({name[:3]: number for name, number in list(MONTHS.items())})
-MONTHS["sept"] = 9
-
-
-class InvalidDate(ValueError):
-    """The text looks like a date but is not a possible date of birth (the message says why)."""
-
-
-def _year(raw: str, today: date) -> int:
-    year = int(raw)
-    if len(raw) == 2:  # 62 -> 1962, 05 -> 2005: the most recent year not in the future
-        year += 2000 if 2000 + year <= today.year else 1900
-    return year
-
-
-def parse_dob(text: str, today: Optional[date] = None) -> Optional[date]:
-    """A date of birth in a common format, None if the text holds no date at all.
-
-    Accepts 03/14/1962, 3-14-62, 3.14.1962, March 14 1962, Mar 14, 1962, 14 March 1962 and
-    1962-03-14 (US month-first for numeric dates). Raises :class:`InvalidDate` for a date that
-    cannot be a birth date (31/02, month 13, in the future, more than 130 years ago).
-    """
-    today = today or date.today()
-    t = " ".join(text.lower().replace(",", " ").split())
-    candidates: List[Tuple[int, int, int]] = []
-    m = re.search(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b", t)
-    if m:
-        candidates.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
-    m = m or re.search(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})\b", t)
-    if m and not candidates:
-        candidates.append((_year(m.group(3), today), int(m.group(1)), int(m.group(2))))
-    if not candidates:
-        m = re.search(r"\b([a-z]{3,9})\.? (\d{1,2})(?:st|nd|rd|th)? (\d{2}|\d{4})\b", t)
-        if m and m.group(1) in MONTHS:
-            candidates.append((_year(m.group(3), today), MONTHS[m.group(1)], int(m.group(2))))
-    if not candidates:
-        m = re.search(r"\b(\d{1,2})(?:st|nd|rd|th)? (?:of )?([a-z]{3,9})\.? (\d{2}|\d{4})\b", t)
-        if m and m.group(2) in MONTHS:
-            candidates.append((_year(m.group(3), today), MONTHS[m.group(2)], int(m.group(1))))
-    if not candidates:
-        return None
-    year, month, day = candidates[0]
-    try:
-        born = date(year, month, day)
-    except ValueError:
-        raise InvalidDate("that date doesn't exist; please use the format MM/DD/YYYY") from None
-    if born > today:
-        raise InvalidDate("that date is in the future; please use the format MM/DD/YYYY")
-    if today.year - born.year > 130:
-        raise InvalidDate("that date is too long ago; please use the format MM/DD/YYYY")
-    return born
 
 
 @dataclass(frozen=True)
@@ -276,18 +220,3 @@ def pending_verification_on(registry: IdentityRegistry, pipe: Pipeline,
 
 async def clear_pending(registry: IdentityRegistry, conversation: str) -> None:
     await registry.redis.delete(registry._k("pending", conversation))
-
-
-MONTH_NAME = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"  # "Mar", "march", "Sept."
-DATE_LIKE = re.compile(
-    r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}\b"
-    rf"|\b{MONTH_NAME} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{2,4}}\b"
-    rf"|\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{MONTH_NAME},? \d{{2,4}}\b",
-    re.IGNORECASE,
-)
-
-
-def mask_dates(text: str) -> str:
-    """``text`` with every full date replaced by ``[date]``: what the bot's NLU and tracker get,
-    so a date of birth typed out of turn is never kept."""
-    return DATE_LIKE.sub("[date]", text)

@@ -3,37 +3,23 @@
 The ``provide_dob`` intent answers a date of birth sent unasked ("please don't send personal
 details by text"). The classifier learns it from the shape of dates, so hours, prices and counts
 ("open 9-5?", "after 5:30", "$25 copay", "2 kids") can look like one to it. A full date reaches
-the NLU masked as ``[date]`` (the gateway masks it: bot.records.identity.mask_dates); the guard lets
+the NLU masked as ``[date]`` (the gateway masks it: bot.core.dates.mask_dates); the guard lets
 ``provide_dob`` stand only on a message with such a mask or a month named with a day, and
 otherwise gives the next reading, as the FallbackClassifier would have judged it. Pure: no I/O;
 message text is never logged.
 """
 from __future__ import annotations
 
-import re
 from typing import List
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.records.identity import DATE_LIKE, MONTH_NAME
+from bot.core.dates import has_date
 from channels.rasa_bridge.safety_guards import ReadingGuard, next_reading
 
 DOB_INTENT = "provide_dob"
-# The mask, a full date left unmasked (as in ``rasa shell``), a month with a day or a year.
-_DATE_SHAPE = re.compile(
-    rf"\[date\]|\b{MONTH_NAME} \d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{MONTH_NAME}"
-    rf"|\b{MONTH_NAME},? (?:19|20)\d\d\b|\b(?:19|20)\d\d-\d\d-\d\d\b",
-    re.IGNORECASE,
-)
-
-
-def has_date(text: str) -> bool:
-    """Whether ``text`` holds something a date of birth could be."""
-    return bool(_DATE_SHAPE.search(text) or DATE_LIKE.search(text))
-
-
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class DateOfBirthGuard(ReadingGuard):
     """Gives the next reading to a ``provide_dob`` parse of a message without a date."""
