@@ -1,125 +1,89 @@
-"""Appointment actions: details, confirm, cancel (asked, then done), reschedule, running late."""
+"""Appointment actions: details, specifics, confirm, cancel (asked, then done), keep,
+reschedule, running late. The shared look-up and "no appointment" answer are in actions.base."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Union
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.base import ANSWERED, Answered, AppointmentAction
+from actions.common import channel_of, say, services
 from bot.core import phi, replies
 from bot.records.appointments import StoredAppointment
 from bot.records.identity import request_verification
-from actions.common import channel_of, say, sender_phone_index, services
-
-ACTOR_PATIENT = "patient"  # changes made by the patient themselves, over their own channel
 
 
-async def _next_appointment(tracker: Tracker) -> Optional[StoredAppointment]:
-    phone_idx = sender_phone_index(tracker)
-    if phone_idx is None:
-        return None
-    return await services().appointments.next_appointment(phone_idx)
+class ActionAppointmentDetails(AppointmentAction):
+    screens_someone_else = True
 
-
-def _actor(tracker: Tracker) -> str:
-    return f"{ACTOR_PATIENT}:{channel_of(tracker)}"
-
-
-class ActionAppointmentDetails(Action):
     def name(self) -> Text:
         return "action_appointment_details"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
-        office = services().office
-        if phi.mentions_someone_else(tracker.latest_message.get("text") or ""):
-            say(dispatcher, replies.someone_else(office))
-            return []
-        appt = await _next_appointment(tracker)
-        if appt is None:
-            say(dispatcher, replies.no_appointment(office))
-        else:
-            say(dispatcher, replies.appointment_notice(appt.start, office), phi.NOTICE)
-        return []
+    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+        say(dispatcher, replies.appointment_notice(appt.start, svc.office), phi.NOTICE)
 
 
-class ActionAppointmentSpecifics(Action):
+class ActionAppointmentSpecifics(AppointmentAction):
     """What the visit is for, with whom, what to bring: PHI, so only to a verified patient.
 
     Unverified, the action asks for the date of birth and remembers the question; the gateway
     checks the answer (it never reaches the bot) and then asks this action again.
     """
 
+    screens_someone_else = True
+
     def name(self) -> Text:
         return "action_appointment_specifics"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
-        svc = services()
-        if phi.mentions_someone_else(tracker.latest_message.get("text") or ""):
-            say(dispatcher, replies.someone_else(svc.office))
-            return []
+    async def find(self, svc: Any, dispatcher: CollectingDispatcher,
+                   tracker: Tracker) -> Union[StoredAppointment, Answered, None]:
+        """The verified patient's next appointment; unverified, the question for the date of birth."""
         session = await svc.identity.session(tracker.sender_id, channel_of(tracker))
         if session is None:
             await request_verification(svc.identity, tracker.sender_id, "ask_appointment_specifics")
             say(dispatcher, replies.ask_dob(svc.office))
-            return []
-        appt = await svc.appointments.next_for_patient(session.patient_ref)
-        if appt is None:
-            say(dispatcher, replies.no_appointment(svc.office))
-            return []
+            return ANSWERED
+        return await svc.appointments.next_for_patient(session.patient_ref)
+
+    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         d = appt.data
         say(dispatcher, replies.appointment_specifics(appt.start, svc.office, d.get("service_type") or "",
                                                       d.get("practitioner_name") or "", d.get("instructions") or ""),
             phi.PHI)
-        return []
 
 
-class ActionConfirmAppointment(Action):
+class ActionConfirmAppointment(AppointmentAction):
     def name(self) -> Text:
         return "action_confirm_appointment"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
-        svc = services()
-        appt = await _next_appointment(tracker)
-        if appt is None:
-            say(dispatcher, replies.no_appointment(svc.office))
-            return []
-        appt = await svc.appointments.confirm(appt, _actor(tracker))
+    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+        appt = await svc.appointments.confirm(appt, self.actor(tracker))
         say(dispatcher, replies.confirmed(appt.start, svc.office), phi.NOTICE)
-        return []
 
 
-class ActionAskCancelAppointment(Action):
+class ActionAskCancelAppointment(AppointmentAction):
     """Cancelling cannot be undone by text, so the bot asks once before it cancels."""
 
     def name(self) -> Text:
         return "action_ask_cancel_appointment"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
-        office = services().office
-        appt = await _next_appointment(tracker)
-        if appt is None:
-            say(dispatcher, replies.no_appointment(office))
-        else:
-            say(dispatcher, replies.ask_cancel(appt.start, office), phi.NOTICE)
-        return []
+    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+        say(dispatcher, replies.ask_cancel(appt.start, svc.office), phi.NOTICE)
 
 
-class ActionCancelAppointment(Action):
+class ActionCancelAppointment(AppointmentAction):
     def name(self) -> Text:
         return "action_cancel_appointment"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
-        svc = services()
-        appt = await _next_appointment(tracker)
-        if appt is None:
-            say(dispatcher, replies.no_appointment(svc.office))
-            return []
-        appt = await svc.appointments.cancel(appt, _actor(tracker))
+    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+        appt = await svc.appointments.cancel(appt, self.actor(tracker))
         say(dispatcher, replies.cancelled(appt.start, svc.office), phi.NOTICE)
-        return []
 
 
 class ActionKeepAppointment(Action):
+    """The answer to "no, keep it" after the cancel question: nothing to look up or change."""
+
     def name(self) -> Text:
         return "action_keep_appointment"
 
@@ -128,33 +92,27 @@ class ActionKeepAppointment(Action):
         return []
 
 
-class ActionRequestReschedule(Action):
+class ActionRequestReschedule(AppointmentAction):
     """Records the request on the appointment and queues it for the scheduling staff."""
 
     def name(self) -> Text:
         return "action_request_reschedule"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
-        svc = services()
-        appt = await _next_appointment(tracker)
-        if appt is None:
-            say(dispatcher, replies.no_appointment(svc.office))
-            return []
-        await svc.appointments.request_reschedule(appt, _actor(tracker))
+    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+        await svc.appointments.request_reschedule(appt, self.actor(tracker))
         await svc.handoff.escalate(tracker.sender_id, channel_of(tracker), "reschedule")
         say(dispatcher, replies.reschedule_requested(svc.office))
-        return []
 
 
-class ActionRunningLate(Action):
+class ActionRunningLate(AppointmentAction):
+    # Same words whether or not a record exists: the reply reveals nothing about the sender.
+    needs_appointment = False
+
     def name(self) -> Text:
         return "action_running_late"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
-        svc = services()
-        appt = await _next_appointment(tracker)
+    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  appt: Optional[StoredAppointment]) -> None:
         if appt is not None:
-            await svc.appointments.note_running_late(appt, _actor(tracker))
-        # Same words whether or not a record exists: the reply reveals nothing about the sender.
+            await svc.appointments.note_running_late(appt, self.actor(tracker))
         say(dispatcher, replies.running_late(svc.office))
-        return []

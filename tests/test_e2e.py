@@ -69,7 +69,7 @@ def test_the_demo_conversation(stack):
 
     async def staff_inbox_then_hand_back():
         client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
-        queue = HandoffQueue(client, stack.cfg.redis_prefix, keyring(stack.cfg))
+        queue = HandoffQueue(client, keyring(stack.cfg), stack.cfg.redis_prefix)
         conv = conversation_id(keyring(stack.cfg), "sms", DEMO_NUMBER)
         try:
             log = [e["text"] for e in await queue.log(conv)]
@@ -163,7 +163,7 @@ def test_danger_words_get_the_safety_check_through_rasa_and_reach_staff(stack):
     assert "Are you safe" in check and "988" in check
     client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
     try:
-        queue = HandoffQueue(client, stack.cfg.redis_prefix, keyring(stack.cfg))
+        queue = HandoffQueue(client, keyring(stack.cfg), stack.cfg.redis_prefix)
         entry = asyncio.run(queue.entry(conversation_id(keyring(stack.cfg), "sms", number)))
     finally:
         asyncio.run(client.close())

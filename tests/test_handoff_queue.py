@@ -26,7 +26,7 @@ NUMBER = "+15550100131"  # synthetic
 @pytest.fixture
 async def queue(settings_env):
     client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
-    yield HandoffQueue(client, settings_env["REDIS_PREFIX"], keyring(load_settings()))
+    yield HandoffQueue(client, keyring(load_settings()), settings_env["REDIS_PREFIX"])
     await client.close()
 
 

@@ -43,7 +43,7 @@ async def _populate(cfg):
     audit = AuditLog(client, keys, cfg.redis_prefix)
     for i in range(5):
         await audit.record("system:test", "message_received", f"sms-{idx}", "ok", {"body": f"synthetic body {i}"})
-    queue = HandoffQueue(client, cfg.redis_prefix)
+    queue = HandoffQueue(client, None, cfg.redis_prefix)
     conv = f"sms-{idx}"
     await queue.post_to_inbox(conv, keys.encrypt_text("synthetic inbox text", queue.inbox_key(conv)))
     await LegalHolds(client, keys, cfg.redis_prefix).place(idx, "synthetic matter 1", "admin:test")
@@ -61,7 +61,7 @@ async def _read_everything(cfg, keys, idx, conv, tracker_key):
         history = await ConsentRegistry(client, keys, cfg.redis_prefix).history(idx)
         audit = AuditLog(client, keys, cfg.redis_prefix)
         events = await audit.events()
-        queue = HandoffQueue(client, cfg.redis_prefix)
+        queue = HandoffQueue(client, None, cfg.redis_prefix)
         [inbox] = await queue.inbox(conv)
         holds = await LegalHolds(client, keys, cfg.redis_prefix).held()
         return {

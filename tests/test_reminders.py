@@ -116,6 +116,6 @@ async def test_cant_make_it_requests_a_reschedule_and_queues_staff(stack):
     assert "scheduling team" in reply
     appt = await store.get_appointment(store.appointment_ref("demo-appt-1"))
     assert appt.data["history"][-1]["action"] == "reschedule_requested"
-    entry = await HandoffQueue(rc, cfg.redis_prefix).entry(conversation_id(keys, "sms", SHARED))
+    entry = await HandoffQueue(rc, None, cfg.redis_prefix).entry(conversation_id(keys, "sms", SHARED))
     assert entry["reason"] == "reschedule"
     await rc.close()

@@ -35,7 +35,7 @@ async def world(settings_env, redis_sync, prefix):
     store = AppointmentStore(client, keys, prefix)
     await store.import_bundle(load_bundle_file(ROOT / "data" / "demo" / "synthetic_bundle.json"), "test")
     audit = AuditLog(client, keys, prefix)
-    queue = HandoffQueue(client, prefix)
+    queue = HandoffQueue(client, None, prefix)
     consent = ConsentRegistry(client, keys, prefix)
     idx = {n: phone_index(keys, n) for n in (FAMILY, HELD)}
     for number in (FAMILY, HELD):
@@ -70,7 +70,7 @@ async def test_a_run_purges_what_is_due_and_keeps_what_is_held(world, redis_sync
     assert (await consent.state(idx[FAMILY])).status == "opted_in"
     assert [h["text"] for h in await consent.history(idx[HELD])] == ["STOP", "START"]
     # Staff-conversation logs: the family's trimmed, the held one kept.
-    queue = HandoffQueue(retention.redis, prefix)
+    queue = HandoffQueue(retention.redis, None, prefix)
     assert await queue.inbox(family_conv) == [] and len(await queue.inbox(held_conv)) == 1
     # Trackers: an expiry again for the family, none for the held conversation.
     assert 0 < redis_sync.ttl(f"{prefix}tracker:{family_conv}") <= 90 * 86400

@@ -55,7 +55,7 @@ async def test_emergency_is_redirected_before_rasa_and_staff_alerted(gateway, bo
     assert stub.calls == []
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
     conv = conversation_id(keyring(cfg), "sms", SENDER)
-    queue = HandoffQueue(rc, cfg.redis_prefix, keyring(cfg))
+    queue = HandoffQueue(rc, keyring(cfg), cfg.redis_prefix)
     entry = await queue.entry(conv)
     contact = await queue.contact(conv)
     await rc.close()
@@ -78,7 +78,7 @@ async def test_emergency_is_redirected_when_alerting_staff_fails(gateway, monkey
     [again] = messages(await (await post(client, cfg, sms("cant breathe", sid(6)))).text())
     assert "911" in again
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
-    entry = await HandoffQueue(rc, cfg.redis_prefix).entry(conversation_id(keyring(cfg), "sms", SENDER))
+    entry = await HandoffQueue(rc, None, cfg.redis_prefix).entry(conversation_id(keyring(cfg), "sms", SENDER))
     await rc.close()
     assert entry["priority"] == "emergency"
 
@@ -240,7 +240,7 @@ async def test_every_category_redirects_after_opt_out_and_mid_handoff(gateway, s
         await post(client, cfg, sms("STOP", sid(70)))
     else:
         rc = await _rc(cfg)
-        await HandoffQueue(rc, cfg.redis_prefix).take(conv, "staff:demo")
+        await HandoffQueue(rc, None, cfg.redis_prefix).take(conv, "staff:demo")
         await rc.close()
     for n, (category, text) in enumerate(_one_per_category()):
         [reply] = messages(await (await post(client, cfg, sms(text, sid(100 + n)))).text())
@@ -253,7 +253,7 @@ async def test_held_conversation_goes_to_the_staff_inbox_and_the_bot_is_silent(g
     keys = keyring(cfg)
     conv = conversation_id(keys, "sms", SENDER)
     rc = await _rc(cfg)
-    queue = HandoffQueue(rc, cfg.redis_prefix)
+    queue = HandoffQueue(rc, None, cfg.redis_prefix)
     await queue.take(conv, "staff:demo")
     assert messages(await (await post(client, cfg, sms("is the doctor running late?", sid(80)))).text()) == []
     assert stub.calls == []

@@ -220,7 +220,7 @@ async def test_every_spanish_category_is_redirected_in_spanish(gateway, body, nu
 async def _queue_entry(cfg, sender=SENDER):
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
     try:
-        return await HandoffQueue(rc, cfg.redis_prefix, keyring(cfg)).entry(conversation_id(keyring(cfg), "sms", sender))
+        return await HandoffQueue(rc, keyring(cfg), cfg.redis_prefix).entry(conversation_id(keyring(cfg), "sms", sender))
     finally:
         await rc.close()
 
@@ -274,7 +274,7 @@ async def test_the_safety_check_reaches_an_opted_out_number_and_a_conversation_h
     other = "+15550100123"
     rc = redis.asyncio.Redis.from_url(cfg.redis_url)
     conv = conversation_id(keyring(cfg), "sms", other)
-    await HandoffQueue(rc, cfg.redis_prefix, keyring(cfg)).escalate(conv, "sms", "patient_request")
+    await HandoffQueue(rc, keyring(cfg), cfg.redis_prefix).escalate(conv, "sms", "patient_request")
     await rc.close()
     assert messages(await (await post(client, cfg, sms("hello?", sid(10), other))).text()) == []
     [held] = messages(await (await post(client, cfg, sms(ONLY_THE_NET[0], sid(11), other))).text())

@@ -84,7 +84,7 @@ async def console(stack, aiohttp_client):
     staff = {name: await accounts.add(name, role, PASSWORD)
              for name, role in (("alice", "agent"), ("bruno", "agent"), ("ada", "admin"), ("target", "agent"))}
     conv = conversation_id(keys, "sms", SENDER)
-    queue = HandoffQueue(rc, cfg.redis_prefix, keys)
+    queue = HandoffQueue(rc, keys, cfg.redis_prefix)
     server = client.server
 
     async def browser():

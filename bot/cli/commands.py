@@ -134,7 +134,7 @@ def cmd_handoff_list(args: argparse.Namespace) -> int:
     async def waiting():
         client = async_redis()
         try:
-            return await HandoffQueue(client, settings().redis_prefix).waiting()
+            return await HandoffQueue(client, None, settings().redis_prefix).waiting()
         finally:
             await client.close()
 

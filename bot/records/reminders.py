@@ -168,7 +168,7 @@ class ReminderReplies:
         self.office = office
         self.audit = audit
         self.store = AppointmentStore(redis, keys, prefix)
-        self.handoff = HandoffQueue(redis, prefix, keys, audit)  # one audit writer per process
+        self.handoff = HandoffQueue(redis, keys, prefix, audit)  # one audit writer per process
 
     def _pending_key(self, conversation: str) -> str:
         return f"{self.prefix}reminder-pending:{conversation}"

@@ -5,20 +5,19 @@ waiting time. Conversation ids are pseudonyms, so the queue itself holds no PHI.
 
 From escalation until a staff member resolves it, a conversation is *active* (``waiting`` for
 a staff member, then ``held`` by exactly one): the gateway keeps the bot silent and every
-patient message goes to the conversation's log, a Redis stream whose entries are sealed
-bound to the stream's key. Staff replies and internal notes go to the same log, so the console
-shows one timeline. Every change is announced on a pub/sub channel with the pseudonym and
-the kind of change only (never text), for the console's live view.
+patient message goes to the conversation's log (bot.records.handoff.inbox). Every change is
+announced to the console (bot.records.handoff.events).
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from bot.records.handoff.contacts import HandoffContacts
+from bot.records.handoff.events import QUEUE, HandoffEvents
 from bot.storage.audit import AuditLog
 from bot.storage.crypto import KeyRing
 from bot.storage.redis_client import as_text
@@ -29,7 +28,6 @@ REASONS = {
     "clinical_question", "test_results", "emergency_follow_up", "verification_lockout", "safety_check",
 }
 ACTIVE = ("waiting", "held")
-LOG_KINDS = ("patient", "staff", "note", "bot")
 
 # Claim atomically: one owner at a time. Returns {1, owner} when claimed (or already ours),
 # {0, owner} when someone else holds it, {-1, ""} when the conversation is not in the queue.
@@ -70,53 +68,17 @@ end
 if done ~= 0 then redis.call('PUBLISH', ARGV[9], ARGV[10]) end
 return done
 """ % ", ".join(f"{name} = {rank}" for name, rank in PRIORITY.items())
-# Keep the sealed number only on a conversation that is in the queue (never create an entry).
-_REMEMBER_CONTACT = """
-if redis.call('HEXISTS', KEYS[1], 'status') == 1 then
-  return redis.call('HSETNX', KEYS[1], 'contact', ARGV[1])
-end
-return 0
-"""
 
 
-def _entry_time(entry_id: str) -> str:
-    """A stream entry's time (its id is milliseconds since the epoch), ISO 8601 UTC."""
-    millis = int(entry_id.split("-", 1)[0])
-    return datetime.fromtimestamp(millis / 1000, timezone.utc).isoformat()
+class EscalationQueue(HandoffContacts, HandoffEvents):
+    """The staff queue of escalated conversations: who waits, who holds which, for what."""
 
-
-class HandoffQueue:
-    """The staff queue of escalated conversations."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str = "pb:", keys: Optional[KeyRing] = None,
+    def __init__(self, client: aioredis.Redis, keys: Optional[KeyRing], prefix: str = "pb:",
                  audit: Optional[AuditLog] = None) -> None:
-        self.redis = client
-        self.prefix = prefix
-        self.keys = keys  # needed only to seal and open log entries and the contact number
+        super().__init__(client, keys, prefix)
         # The process's audit writer where there is one (the gateway's): appends share its round trips.
         self._audit_log = audit
         self._escalate = client.register_script(_ESCALATE)
-        self._remember_contact = client.register_script(_REMEMBER_CONTACT)
-
-    def _conv_key(self, conversation: str) -> str:
-        return f"{self.prefix}handoff:{conversation}"
-
-    @property
-    def _queue_key(self) -> str:
-        return f"{self.prefix}handoff:queue"
-
-    @property
-    def events_channel(self) -> str:
-        """Pub/sub channel announcing queue and log changes (pseudonym and kind only)."""
-        return f"{self.prefix}staff:events"
-
-    async def _announce(self, kind: str, conversation: str) -> None:
-        await self.redis.publish(self.events_channel, json.dumps({"type": kind, "conversation": conversation}))
-
-    def _keys(self) -> KeyRing:
-        if self.keys is None:
-            raise RuntimeError("this HandoffQueue was made without a key ring")
-        return self.keys
 
     async def escalate(
         self, conversation: str, channel: str, reason: str, priority: str = "normal",
@@ -135,12 +97,11 @@ class HandoffQueue:
             raise ValueError(f"unknown priority {priority!r}")
         at = at or datetime.now(timezone.utc)
         score = PRIORITY[priority] * 10**12 + at.timestamp()
-        key = self._conv_key(conversation)
-        sealed = self._keys().encrypt_text(contact, f"{key}#contact") if contact else ""
-        done = await self._escalate(keys=[key, self._queue_key],
+        sealed = self._seal_contact(conversation, contact) if contact else ""
+        done = await self._escalate(keys=[self._conv_key(conversation), self._queue_key],
                                     args=[at.isoformat(), reason, priority, channel, score, PRIORITY[priority],
                                           conversation, sealed, self.events_channel,
-                                          json.dumps({"type": "queue", "conversation": conversation})])
+                                          self._event(QUEUE, conversation)])
         if done:
             await self._audit(actor, conversation, "queued" if done == 1 else "raised", reason, priority)
         return done == 1
@@ -157,7 +118,7 @@ class HandoffQueue:
             "status": "held", "held_by": staff_id, "held_since": at.isoformat(),
         })
         await self.redis.hsetnx(self._conv_key(conversation), "since", at.isoformat())
-        await self._announce("queue", conversation)
+        await self._announce(QUEUE, conversation)
 
     async def claim(self, conversation: str, staff_id: str, at: Optional[datetime] = None) -> Tuple[bool, Optional[str]]:
         """Take a queued conversation if nobody else holds it: (claimed, owner).
@@ -170,7 +131,7 @@ class HandoffQueue:
         if int(code) == -1:
             return False, None
         if int(code) == 1:
-            await self._announce("queue", conversation)
+            await self._announce(QUEUE, conversation)
         return int(code) == 1, as_text(owner)
 
     async def hand_back(self, conversation: str) -> None:
@@ -180,13 +141,14 @@ class HandoffQueue:
         """
         await self.redis.delete(self._conv_key(conversation))
         await self.redis.zrem(self._queue_key, conversation)
-        await self._announce("queue", conversation)
+        await self._announce(QUEUE, conversation)
 
     async def status(self, conversation: str) -> Optional[str]:
         """``waiting``, ``held``, or None when the conversation is not in the queue."""
         return as_text(await self.redis.hget(self._conv_key(conversation), "status"))
 
     async def is_held(self, conversation: str) -> bool:
+        """Held by a staff member (not merely waiting)."""
         return await self.status(conversation) == "held"
 
     async def is_active(self, conversation: str) -> bool:
@@ -200,69 +162,8 @@ class HandoffQueue:
         pipe.hget(self._conv_key(conversation), "status")
         return lambda results: as_text(results[at]) in ACTIVE
 
-    async def remember_contact(self, conversation: str, number: str) -> bool:
-        """Keep the patient's number (sealed) on a queued conversation, so staff can reply by
-        text: conversation ids are one-way pseudonyms. Does nothing outside the queue."""
-        key = self._conv_key(conversation)
-        sealed = self._keys().encrypt_text(number, f"{key}#contact")
-        return bool(await self._remember_contact(keys=[key], args=[sealed]))
-
-    async def contact(self, conversation: str) -> Optional[str]:
-        """The number to reply to, or None (not queued, not SMS, or no message since escalation)."""
-        key = self._conv_key(conversation)
-        token = as_text(await self.redis.hget(key, "contact"))
-        return self._keys().decrypt_text(token, f"{key}#contact") if token else None
-
-    def inbox_key(self, conversation: str) -> str:
-        return f"{self.prefix}inbox:{conversation}"
-
-    async def post_to_inbox(self, conversation: str, sealed_text: str) -> None:
-        """Keep a patient message (already encrypted by the caller) for the staff member."""
-        await self.redis.xadd(self.inbox_key(conversation), {"body": sealed_text})
-        await self._announce("message", conversation)
-
-    async def inbox(self, conversation: str) -> List[str]:
-        """The sealed patient messages kept for staff, oldest first."""
-        out = []
-        for _, fields in await self.redis.xrange(self.inbox_key(conversation)):
-            f = {as_text(k): as_text(v) for k, v in fields.items()}
-            if f.get("kind", "patient") == "patient":
-                out.append(f["body"])
-        return out
-
-    async def post_exchange(self, conversation: str, sealed_text: str, reply: str, by: str) -> None:
-        """A patient message (already sealed by the caller) and the answer it got, in that
-        order, with one announcement: one round trip (an emergency's redirect waits on it)."""
-        key = self.inbox_key(conversation)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(key, {"body": sealed_text})
-            pipe.xadd(key, {"body": self._keys().encrypt_text(reply, key), "kind": "bot", "by": by})
-            pipe.publish(self.events_channel, json.dumps({"type": "message", "conversation": conversation}))
-            await pipe.execute()
-
-    async def add_to_log(self, conversation: str, kind: str, text: str, by: str) -> str:
-        """Append a staff reply, an internal note or a bot message (sealed); returns its id."""
-        if kind not in LOG_KINDS:
-            raise ValueError(f"unknown log entry kind {kind!r}")
-        key = self.inbox_key(conversation)
-        entry_id = await self.redis.xadd(key, {"body": self._keys().encrypt_text(text, key), "kind": kind, "by": by})
-        await self._announce("message", conversation)
-        return as_text(entry_id)
-
-    async def log(self, conversation: str, after: Optional[str] = None) -> List[Dict[str, str]]:
-        """The conversation's log, opened, oldest first (only entries after ``after`` if given):
-        ``{"id", "at", "kind", "by", "text"}``. Callers audit the view: this is PHI."""
-        key = self.inbox_key(conversation)
-        start = f"({after}" if after else "-"
-        out = []
-        for entry_id, fields in await self.redis.xrange(key, min=start):
-            f = {as_text(k): as_text(v) for k, v in fields.items()}
-            entry_id = as_text(entry_id)
-            out.append({"id": entry_id, "at": _entry_time(entry_id), "kind": f.get("kind", "patient"),
-                        "by": f.get("by", ""), "text": self._keys().decrypt_text(f["body"], key)})
-        return out
-
     async def entry(self, conversation: str) -> Optional[Dict[str, str]]:
+        """The conversation's queue entry (since, reason, priority, channel, status, ...), or None."""
         raw = await self.redis.hgetall(self._conv_key(conversation))
         if not raw:
             return None
