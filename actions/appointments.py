@@ -12,6 +12,7 @@ from actions.common import channel_of, say, services
 from bot.core import phi, replies
 from bot.records.appointments import StoredAppointment
 from bot.records.identity import request_verification
+from bot.services import Services
 
 
 class ActionAppointmentDetails(AppointmentAction):
@@ -20,7 +21,7 @@ class ActionAppointmentDetails(AppointmentAction):
     def name(self) -> Text:
         return "action_appointment_details"
 
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         say(dispatcher, replies.appointment_notice(appt.start, svc.office), phi.NOTICE)
 
 
@@ -36,7 +37,7 @@ class ActionAppointmentSpecifics(AppointmentAction):
     def name(self) -> Text:
         return "action_appointment_specifics"
 
-    async def find(self, svc: Any, dispatcher: CollectingDispatcher,
+    async def find(self, svc: Services, dispatcher: CollectingDispatcher,
                    tracker: Tracker) -> Union[StoredAppointment, Answered, None]:
         """The verified patient's next appointment; unverified, the question for the date of birth."""
         session = await svc.identity.session(tracker.sender_id, channel_of(tracker))
@@ -46,7 +47,7 @@ class ActionAppointmentSpecifics(AppointmentAction):
             return ANSWERED
         return await svc.appointments.next_for_patient(session.patient_ref)
 
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         d = appt.data
         say(dispatcher, replies.appointment_specifics(appt.start, svc.office, d.get("service_type") or "",
                                                       d.get("practitioner_name") or "", d.get("instructions") or ""),
@@ -57,7 +58,7 @@ class ActionConfirmAppointment(AppointmentAction):
     def name(self) -> Text:
         return "action_confirm_appointment"
 
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         appt = await svc.appointments.confirm(appt, self.actor(tracker))
         say(dispatcher, replies.confirmed(appt.start, svc.office), phi.NOTICE)
 
@@ -68,7 +69,7 @@ class ActionAskCancelAppointment(AppointmentAction):
     def name(self) -> Text:
         return "action_ask_cancel_appointment"
 
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         say(dispatcher, replies.ask_cancel(appt.start, svc.office), phi.NOTICE)
 
 
@@ -76,7 +77,7 @@ class ActionCancelAppointment(AppointmentAction):
     def name(self) -> Text:
         return "action_cancel_appointment"
 
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         appt = await svc.appointments.cancel(appt, self.actor(tracker))
         say(dispatcher, replies.cancelled(appt.start, svc.office), phi.NOTICE)
 
@@ -98,7 +99,7 @@ class ActionRequestReschedule(AppointmentAction):
     def name(self) -> Text:
         return "action_request_reschedule"
 
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         await svc.appointments.request_reschedule(appt, self.actor(tracker))
         await svc.handoff.escalate(tracker.sender_id, channel_of(tracker), "reschedule")
         say(dispatcher, replies.reschedule_requested(svc.office))
@@ -111,7 +112,7 @@ class ActionRunningLate(AppointmentAction):
     def name(self) -> Text:
         return "action_running_late"
 
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker,
                   appt: Optional[StoredAppointment]) -> None:
         if appt is not None:
             await svc.appointments.note_running_late(appt, self.actor(tracker))

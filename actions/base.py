@@ -16,6 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import channel_of, say, sender_phone_index, services
 from bot.core import phi, replies
 from bot.records.appointments import StoredAppointment
+from bot.services import Services
 
 ACTOR_PATIENT = "patient"  # changes made by the patient themselves, over their own channel
 
@@ -32,7 +33,7 @@ class AppointmentAction(Action, ABC):
     """Find the appointment, or say there is none; then :meth:`act` on it.
 
     Abstract, so the action server does not register it as an action of its own. ``svc`` in
-    the hooks is what ``actions.common.services()`` returns.
+    the hooks is what ``actions.common.services()`` returns (bot.services).
     """
 
     # A message about another person gets the neutral reply before any look-up (the actions
@@ -45,11 +46,11 @@ class AppointmentAction(Action, ABC):
     def name(self) -> Text: ...
 
     @abstractmethod
-    async def act(self, svc: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+    async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker,
                   appt: Optional[StoredAppointment]) -> None:
         """Do what the action is for with ``appt`` (None only where ``needs_appointment`` is False)."""
 
-    async def find(self, svc: Any, dispatcher: CollectingDispatcher,
+    async def find(self, svc: Services, dispatcher: CollectingDispatcher,
                    tracker: Tracker) -> Union[StoredAppointment, Answered, None]:
         """The appointment the action is about: the next one for the sender's number (SMS only)."""
         phone_idx = sender_phone_index(tracker)

@@ -66,7 +66,7 @@ def build_services(cfg: Optional[Settings] = None, redis: Optional[aioredis.Redi
     return Services(
         cfg=cfg, redis=client, keys=keys, office=office, audit=audit, consent=consent,
         outbound=OutboundGate(consent, audit),
-        handoff=HandoffQueue(client, prefix, keys, audit),
+        handoff=HandoffQueue(client, keys, prefix, audit),
         identity=IdentityRegistry(client, keys, prefix),
         appointments=AppointmentStore(client, keys, prefix),
         reminder_replies=ReminderReplies(client, keys, prefix, office, audit),
