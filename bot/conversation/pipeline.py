@@ -51,7 +51,8 @@ from bot.records.appointments import AppointmentStore
 from bot.records.identity import (IdentityRegistry, InvalidDate, clear_pending, mask_dates, parse_dob,
                           pending_verification_on)
 from bot.records.reminders import ReminderReplies
-from bot.safety.rules import Emergency, redirect_reply, safety_check_reply
+from bot.safety.detect import Emergency
+from bot.safety.redirects import redirect_reply, safety_check_reply
 from bot.safety.model import RiskClassifier
 from bot.safety.screen import CHECK, REDIRECT, Screening, screen
 from bot.conversation.rasa_client import BotReply, RasaClient, RasaUnavailable

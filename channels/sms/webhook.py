@@ -22,7 +22,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot.storage.audit import SYSTEM
 from bot.storage.crypto import phone_index
 from bot.core.phone import InvalidPhoneNumber, to_e164
-from bot.safety.rules import redirect_reply
+from bot.safety.redirects import redirect_reply
 from bot.conversation.pipeline import Inbound, RateLimited, RetryLater, clean_text
 from channels.gateway.rate_limit import RateLimiter
 from channels.sms.sender import STATUS_PATH, SendFailed, SmsSender
