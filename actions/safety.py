@@ -10,7 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import say, services
 from bot.core.language import detect_language
-from bot.safety.rules import Emergency, redirect_reply, safety_check_reply
+from bot.safety.detect import Emergency
+from bot.safety.redirects import redirect_reply, safety_check_reply
 from bot.safety.screen import CHECK, REDIRECT, nlu_verdict, risk_from
 
 

@@ -15,7 +15,7 @@ import time
 from typing import Callable, List
 
 from bot.core.keywords import classify_keyword
-from bot.safety.rules import detect_emergency
+from bot.safety.detect import detect_emergency
 from bot.nlu.safety_eval import DEFAULT_SETS, load
 from bot.safety.model import classifier
 from bot.safety.screen import screen

@@ -175,7 +175,7 @@ async def test_an_unusable_pending_intent_after_verification_gets_the_fallback(s
 # too (test_opt_out_confirms_once_then_silence). What the fallback must never replace:
 
 async def test_danger_words_with_an_empty_answer_from_rasa_still_get_the_safety_check(stack):
-    from bot.safety.rules import safety_check_reply
+    from bot.safety.redirects import safety_check_reply
     from tests.test_safety_layers import ONLY_THE_NET
 
     client, stub, provider, cfg, app = stack

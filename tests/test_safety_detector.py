@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.safety import rules as safety
-from bot.safety.rules import CATEGORIES, Emergency, EmergencyNumbers, detect_all, detect_emergency, normalise, redirect_reply
+from bot.core.emergency_numbers import EmergencyNumbers
+from bot.safety.detect import Emergency, detect_all, detect_emergency
+from bot.safety.normalise import normalise
+from bot.safety.redirects import MAX_REDIRECT_CHARS, redirect_reply
+from bot.safety.rules import CATEGORIES, RULES
 from bot.nlu.safety_eval import DEFAULT_SETS, NONE, evaluate, load
 
 EVAL = load(DEFAULT_SETS)
@@ -33,8 +36,8 @@ def test_suicide_and_poisoning_messages_get_their_own_help_line():
 
 def test_every_rule_fires_on_some_labelled_emergency():
     fired = {(e.category, e.rule) for ex in EVAL if ex.label != NONE for e in detect_all(ex.text)}
-    dead = [(cat, name) for cat, name, _ in safety.RULES if (cat, name) not in fired]
-    assert len(dead) <= len(safety.RULES) // 4, dead  # a few rules guard phrasings the set lacks
+    dead = [(cat, name) for cat, name, _ in RULES if (cat, name) not in fired]
+    assert len(dead) <= len(RULES) // 4, dead  # a few rules guard phrasings the set lacks
 
 
 @pytest.mark.parametrize("text", [
@@ -93,7 +96,7 @@ OFFICE = "(555) 010-0199"
 @pytest.mark.parametrize("category", list(CATEGORIES))
 def test_every_reply_is_short_and_names_911(category):
     text = redirect_reply(Emergency(category, "test"), OFFICE)
-    assert len(text) <= safety.MAX_REDIRECT_CHARS and "911" in text and OFFICE in text
+    assert len(text) <= MAX_REDIRECT_CHARS and "911" in text and OFFICE in text
 
 
 def test_help_lines_per_category():

@@ -19,7 +19,8 @@ from bot.storage.crypto import conversation_id, keyring
 from bot.records.handoff import HandoffQueue
 from bot.core.keywords import classify_keyword, keyword_language
 from bot.core.language import detect_language
-from bot.safety.rules import detect_emergency, redirect_reply, safety_check_reply, Emergency
+from bot.safety.detect import Emergency, detect_emergency
+from bot.safety.redirects import redirect_reply, safety_check_reply
 from bot.safety.model import NONE, RiskClassifier, classifier, fit, load_examples, corpus_files
 from bot.safety.screen import CHECK, NLU_EMERGENCY_WEIGHT, REDIRECT, nlu_verdict, screen
 from tests.gateway_helpers import SENDER, messages, post, sms

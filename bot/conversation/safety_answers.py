@@ -8,7 +8,8 @@ import logging
 from typing import Awaitable, Callable, List
 
 from bot.conversation.inbound import Inbound, clean_text
-from bot.safety.rules import Emergency, redirect_reply, safety_check_reply
+from bot.safety.detect import Emergency
+from bot.safety.redirects import redirect_reply, safety_check_reply
 from bot.safety.screen import Screening
 from bot.services import Services
 from bot.storage.audit import SYSTEM

@@ -15,8 +15,9 @@ Only whole messages are keywords: "stop" inside "the bleeding won't stop" is not
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Optional
+
+from bot.core.language import fold_accents
 
 OPT_OUT, OPT_IN, HELP = "opt_out", "opt_in", "help"
 
@@ -79,8 +80,7 @@ _APPOINTMENT = re.compile(r"\b(?:appointment|appt|visit|booking|reservation|surg
 
 def _plain(text: str) -> str:
     """Lower case, accents folded, punctuation dropped, single spaces."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("\u2019", "'")
+    text = fold_accents(text).lower().replace("\u2019", "'")
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
     return " ".join(text.split())
 

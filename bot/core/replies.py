@@ -19,6 +19,7 @@ def when_text(start: datetime, office: Office) -> str:
 
 
 def no_appointment(office: Office) -> str:
+    """The neutral answer when there is no appointment to share (also for unknown numbers)."""
     return (
         "I don't have an upcoming appointment I can share by text for this number. "
         f"To book or check an appointment, please call {office.name} at {office.phone}."
@@ -26,6 +27,7 @@ def no_appointment(office: Office) -> str:
 
 
 def appointment_notice(start: datetime, office: Office) -> str:
+    """The next appointment's time, with how to confirm, reschedule or cancel."""
     return (
         f"Your next appointment at {office.name} is {when_text(start, office)}. "
         f"Reply C to confirm, R to reschedule, or call {office.phone} to cancel."
@@ -46,18 +48,22 @@ def reminder(start: datetime, office: Office) -> str:
 
 
 def reminder_clarify(office: Office) -> str:
+    """An unclear answer to a reminder: asks again for C or R."""
     return f"Sorry, I didn't catch that. Reply C to confirm your appointment or R to reschedule, or call {office.phone}."
 
 
 def confirmed(start: datetime, office: Office) -> str:
+    """The appointment is confirmed."""
     return f"Thank you, you're confirmed for {when_text(start, office)} at {office.name}. See you then!"
 
 
 def ask_cancel(start: datetime, office: Office) -> str:
+    """Asks the patient to confirm the cancellation (Y) or keep the appointment (N)."""
     return f"Do you want to cancel your appointment on {when_text(start, office)}? Reply Y to cancel or N to keep it."
 
 
 def cancelled(start: datetime, office: Office) -> str:
+    """The appointment is cancelled; how to book a new one."""
     return (
         f"Your appointment on {when_text(start, office)} is cancelled. "
         f"To book a new one, reply R or call {office.phone}."
@@ -65,10 +71,12 @@ def cancelled(start: datetime, office: Office) -> str:
 
 
 def kept(office: Office) -> str:
+    """The patient decided not to cancel."""
     return "OK, your appointment stays as it is. Anything else I can help with?"
 
 
 def reschedule_requested(office: Office) -> str:
+    """A new time was asked for; scheduling staff will get in touch."""
     return (
         "I've asked our scheduling team to find you a new time; they'll contact you. "
         f"Your current appointment stays booked until then. You can also call {office.phone}."
@@ -76,6 +84,7 @@ def reschedule_requested(office: Office) -> str:
 
 
 def running_late(office: Office) -> str:
+    """The front desk knows the patient is late, with the office's late policy."""
     policy = f" {office.late_policy}" if office.late_policy else ""
     return f"Thanks for letting us know, we've told the front desk.{policy} Questions? Call {office.phone}."
 
@@ -99,6 +108,7 @@ def clinical_question(office: Office, now: datetime) -> str:
 
 
 def rephrase(office: Office) -> str:
+    """A message the bot did not understand: what it can help with."""
     return (
         "Sorry, I didn't understand that. Could you say it another way? I can help with "
         "appointments (confirm, cancel, reschedule), office hours, location, parking, insurance, "
@@ -129,6 +139,7 @@ def help_text(office: Office, language: str = "en") -> str:
 
 
 def opted_out(office: Office, language: str = "en") -> str:
+    """The confirmation of an opt-out (STOP, ALTO), in ``language``."""
     if language == "es":
         return (f"{office.name}: Ya no recibira mensajes nuestros. Responda INICIO para volver a "
                 "recibirlos. En una emergencia llame al 911.")
@@ -137,6 +148,7 @@ def opted_out(office: Office, language: str = "en") -> str:
 
 
 def opted_in(office: Office, language: str = "en") -> str:
+    """The confirmation of an opt-in (START, INICIO), in ``language``."""
     if language == "es":
         return (f"{office.name}: Volvera a recibir mensajes de citas y de la oficina. Pueden aplicar "
                 "tarifas. Responda AYUDA para ayuda, ALTO para no recibir mas.")
@@ -146,6 +158,7 @@ def opted_in(office: Office, language: str = "en") -> str:
 
 # -- identity verification (public: none of these says whether a record exists) -----------------
 def ask_dob(office: Office) -> str:
+    """The first step of identity verification: the date of birth."""
     return ("To protect your privacy I need to check it's you. Please reply with your date of birth "
             "(MM/DD/YYYY).")
 
@@ -157,6 +170,7 @@ def verification_failed(office: Office) -> str:
 
 
 def invalid_date(reason: str) -> str:
+    """A date of birth that could not be read, with the reason."""
     return f"Hmm, {reason}."
 
 
@@ -186,8 +200,10 @@ def replayed_phi() -> str:
 
 
 def code_sent(office: Office) -> str:
+    """The one-time code is on its way in a separate text."""
     return "Thanks. I've sent you a 6-digit code in a separate text; reply with it to continue."
 
 
 def one_time_code(office: Office, code: str) -> str:
+    """The text that carries the one-time code."""
     return f"{office.name}: your code is {code}. It expires in 10 minutes. Don't share it with anyone."

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 from bot.config import ROOT
-from bot.safety.rules import CATEGORIES, POISON, SUICIDE, detect_emergency
+from bot.safety.detect import detect_emergency
+from bot.safety.rules import CATEGORIES, POISON, SUICIDE
 
 DEFAULT_SETS = (ROOT / "tests/safety/emergency_eval.jsonl", ROOT / "tests/safety/emergency_eval_es.jsonl")
 NONE = "none"
@@ -191,7 +192,8 @@ def outcomes(examples: Sequence[LabelledText], nlu_rankings: Optional[Sequence[l
     """Each layer's verdict and the combined answer for every example (``nlu_rankings``: the
     trained model's intent ranking per example, or None to leave layer 3 out)."""
     from bot.core.language import detect_language
-    from bot.safety.rules import Emergency, redirect_reply, safety_check_reply
+    from bot.safety.detect import Emergency
+    from bot.safety.redirects import redirect_reply, safety_check_reply
     from bot.safety.model import classifier
     from bot.safety.net import danger_concern, has_risk_words, not_now
     from bot.safety.screen import CLASSIFIER_ALONE, REDIRECT, nlu_verdict

@@ -18,9 +18,9 @@ import re
 from typing import Optional, Tuple
 
 from bot.core.language import fold_accents
-from bot.safety.rules import _prepare, _prepare_es
+from bot.safety.normalise import prepare
+from bot.safety.rules_es import prepare_es
 
-# (group, words) in priority order: the group names the kind of worry, for the staff alert.
 # (group, English words, Spanish words) in priority order; the group names the kind of worry
 # for the staff alert. English words are read on the English normalisation, Spanish ones on the
 # Spanish normalisation, each after its own language's idioms are blanked.
@@ -136,7 +136,7 @@ RISK_VOCABULARY = re.compile(
 
 def has_risk_words(text: str) -> bool:
     """Whether ``text`` has any word of :data:`RISK_VOCABULARY`, in either language."""
-    return bool(RISK_VOCABULARY.search(_prepare(text)) or RISK_VOCABULARY.search(_prepare_es(text)))
+    return bool(RISK_VOCABULARY.search(prepare(text)) or RISK_VOCABULARY.search(prepare_es(text)))
 
 
 def danger_concern(text: str) -> Optional[str]:
@@ -145,7 +145,7 @@ def danger_concern(text: str) -> Optional[str]:
     context leave standing (nor when the message says they are past, a joke or hypothetical)."""
     if not_now(text):
         return None
-    for prepared, words in ((FIGURES.sub(" ~ ", _prepare(text)), _EN), (_prepare_es(text), _ES)):
+    for prepared, words in ((FIGURES.sub(" ~ ", prepare(text)), _EN), (prepare_es(text), _ES)):
         if ROUTINE_CONTEXT.search(prepared):
             continue
         for group, pattern in words:

@@ -1,6 +1,6 @@
 """The emergency rules for messages written in Spanish (and Spanglish).
 
-Run by :func:`bot.safety.rules.detect_emergency` beside the English rules, on every message: a
+Run by :func:`bot.safety.detect.detect_emergency` beside the English rules, on every message: a
 patient's language is not known before the first redirect, and Spanglish mixes both. Same shape
 as the English rules: a normalisation that folds accents and expands texting abbreviations
 ("xq", "q", "toy"), idioms that use alarming words harmlessly ("me muero de hambre", "mi jefe
@@ -8,10 +8,9 @@ me va a matar si llego tarde") blanked out, then rules in priority order, each n
 """
 from __future__ import annotations
 
-import re
 from typing import Mapping, Tuple
 
-from bot.core.language import fold_accents
+from bot.safety.normalise import Normaliser
 
 _ABBREVIATIONS: Mapping[str, str] = {
     "q": "que", "k": "que", "ke": "que", "xq": "porque", "pq": "porque", "porq": "porque",
@@ -27,17 +26,6 @@ _ABBREVIATIONS: Mapping[str, str] = {
     "quedo": "quedo", "bomberos": "bomberos", "trago": "trago", "tomo": "tomo", "mamy": "mama",
     "mami": "mama", "papi": "papa", "mi ja": "mi hija",
 }
-_WORD = re.compile(r"[a-z0-9/]+")
-
-
-def normalise_es(text: str) -> str:
-    """Lower case, accents folded (ñ -> n), stretched letters squeezed, abbreviations expanded."""
-    text = fold_accents(text).lower()
-    text = re.sub(r"([a-z])\1{2,}", r"\1", text)  # ayudaaa -> ayuda (Spanish has no tripled letters)
-    text = re.sub(r"(\d)([a-z])", r"\1 \2", text)
-    words = [_ABBREVIATIONS.get(w, w) for w in _WORD.findall(text)]
-    return " ".join(words)
-
 
 _LAUGH = r"(?:jaja\w*|jeje\w*|jiji\w*|lol|xd|\U0001F602)"
 SPANISH_IDIOMS: Tuple[Tuple[str, str], ...] = (
@@ -57,18 +45,17 @@ SPANISH_IDIOMS: Tuple[Tuple[str, str], ...] = (
     ("fire drill", r"\bsimulacro(?: de (?:incendio|sismo|evacuacion|emergencia))?\b|\bfuegos artificiales\b"),
     ("dead battery", r"\b(?:bateria|celular|telefono|carro|pila) (?:esta |se )?(?:muerta?|murio|esta muriendo|muere)\b"),
 )
-_IDIOMS = tuple((name, re.compile(p)) for name, p in SPANISH_IDIOMS)
+
+SPANISH = Normaliser(_ABBREVIATIONS, SPANISH_IDIOMS, rewrites=(
+    (r"([a-z])\1{2,}", r"\1"),  # ayudaaa -> ayuda (Spanish has no tripled letters)
+    (r"(\d)([a-z])", r"\1 \2"),
+))
 
 
-def blank(idioms, normalised: str) -> str:
-    """``normalised`` with every match of the compiled ``(name, pattern)`` idioms blanked out."""
-    for _, pattern in idioms:
-        normalised = pattern.sub(" ~ ", normalised)
-    return normalised
-
-
-def strip_idioms_es(normalised: str) -> str:
-    return blank(_IDIOMS, normalised)
+def prepare_es(text: str) -> str:
+    """What the Spanish rules run on: ``text`` lower case, accents folded (ñ -> n), stretched
+    letters squeezed, abbreviations expanded, harmless idioms blanked."""
+    return SPANISH.prepare(text)
 
 
 _SUBSTANCE = (

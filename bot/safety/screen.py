@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from bot.core.language import detect_language
-from bot.safety.rules import Emergency, detect_emergency
+from bot.safety.detect import Emergency, detect_emergency
 from bot.safety.model import RiskClassifier
 from bot.safety.net import danger_concern, has_risk_words, not_now
 
