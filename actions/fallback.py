@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.config import NLU_THRESHOLDS_FILE
 from bot.core import clarify, phi, replies
 from actions.common import channel_of, say, services
 
@@ -43,7 +44,7 @@ class ActionHandleFallback(Action):
             say(dispatcher, replies.escalation_notice(svc.office, datetime.now(timezone.utc)))
             return []
         ranking = clarify.readings(tracker.latest_message.get("intent_ranking") or [])
-        offered = clarify.options(ranking, clarify.thresholds())
+        offered = clarify.options(ranking, clarify.thresholds(NLU_THRESHOLDS_FILE))
         if not offered:
             say(dispatcher, replies.rephrase(svc.office))
             return []

@@ -19,6 +19,8 @@ from typing import Dict, Mapping, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = ROOT / ".env"
+# The clarifying question's calibrated thresholds (bot.core.clarify; written by `patientbot nlu calibrate`).
+NLU_THRESHOLDS_FILE = ROOT / "data" / "nlu_thresholds.yml"
 
 
 class ConfigError(RuntimeError):

@@ -30,7 +30,8 @@ def _listing(title: str, offenders: List[str]) -> str:
 
 def test_the_scan_sees_the_project(project):
     assert len(project) > 50
-    assert "bot.conversation.pipeline" in project["channels.sms.webhook"].imports
+    assert "bot.conversation.inbound" in project["channels.sms.webhook"].imports
+    assert "bot.safety.detect" in project["bot.safety.screen"].imports  # a sibling module, by a from-import
 
 
 def test_no_import_cycle(project):

@@ -19,9 +19,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-from bot.config import ROOT
-
-THRESHOLDS_FILE = ROOT / "data" / "nlu_thresholds.yml"
 MAX_OPTIONS = 3
 # Where the readings a question offered travel with the reply (its custom JSON): the Rasa-side
 # connector reads them back from the tracker to turn "2" into the second one.
@@ -67,8 +64,9 @@ class Thresholds:
 
 
 @lru_cache(maxsize=4)
-def thresholds(path: Path = THRESHOLDS_FILE) -> Thresholds:
-    """The calibrated thresholds (defaults if the file is missing, as on a new project)."""
+def thresholds(path: Path) -> Thresholds:
+    """The calibrated thresholds in ``path`` (bot.config.NLU_THRESHOLDS_FILE; defaults if the file
+    is missing, as on a new project)."""
     if not path.is_file():
         return Thresholds()
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

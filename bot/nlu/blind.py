@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from bot.core import clarify
-from bot.config import ROOT
+from bot.config import NLU_THRESHOLDS_FILE, ROOT
 from bot.nlu.outcomes import OUTCOMES, Parsed, Summary, summarise, tradeoff
 
 BLIND = ROOT / "tests" / "nlu" / "blind"
@@ -95,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write blind.md (and blind.json) here")
     args = parser.parse_args(argv)
     parsed = parse_blind(args.model)
-    t = clarify.thresholds()
+    t = clarify.thresholds(NLU_THRESHOLDS_FILE)
     if args.as_before:
         parsed, t = as_before(parsed)
     s = summarise(parsed, t)
