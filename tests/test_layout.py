@@ -3,6 +3,7 @@ on tiny packages written to a temporary directory, so that none of the checks pa
 finding nothing."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Dict, List
 
@@ -65,6 +66,14 @@ def test_sms_and_staff_do_not_import_each_other(project):
 
 def test_every_import_rule_has_its_test():
     assert set(ONE_WAY_RULES + SMS_STAFF_RULES) == {rule.name for rule in layout.IMPORT_RULES}
+
+
+def test_the_architecture_page_names_only_real_files():
+    """docs/architecture.md walks one SMS file by file: every path it names must exist."""
+    text = (layout.ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:bot|channels|actions|devtools|docs|tests)/[\w/.]*)`", text))
+    missing = sorted(path for path in named if not (layout.ROOT / path).exists())
+    assert len(named) > 20 and not missing, _listing("paths in docs/architecture.md that do not exist", missing)
 
 
 def test_long_modules_and_functions_give_a_reason(project):
