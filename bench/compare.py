@@ -60,8 +60,8 @@ from bot.ops.chat import parse_twiml, signed_sms  # noqa: E402
 from bot.config import ROOT as PROJECT_ROOT, load_settings, merged_environ  # noqa: E402
 from bot.storage.crypto import conversation_id, keyring  # noqa: E402
 from bot.ops.stack import Stack  # noqa: E402
-from bot.nlu.train import train_command  # noqa: E402
-from bot.nlu.training import is_current, model_path, rasa_bin, rasa_env  # noqa: E402
+from bot.cli.common import cli_actor  # noqa: E402
+from bot.nlu.training import is_current, model_path, rasa_bin, rasa_env, train_command  # noqa: E402
 
 TYPES = ("nlu", "verification", "gate")
 
@@ -410,7 +410,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    if not is_current() and train_command(PROJECT_ROOT, PROJECT_ROOT / "models") != 0:
+    if not is_current() and train_command(PROJECT_ROOT, PROJECT_ROOT / "models", actor=cli_actor()) != 0:
         return 1
     run_dir = PROJECT_ROOT / ".run" / "bench"
     run_dir.mkdir(parents=True, exist_ok=True)

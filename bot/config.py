@@ -97,7 +97,7 @@ class Settings:
     retention_appointment_days: int = 2 * 365
     retention_consent_days: int = 7 * 365
     retention_audit_days: int = 7 * 365
-    # The admins' training loop (bot.nlu.inbox, bot.nlu.train).
+    # The admins' training loop (bot.nlu.inbox, bot.nlu.training).
     nlu_review_threshold: float = 0.7  # parses below this confidence go to the review inbox
     nlu_inbox_days: int = 30  # unreviewed inbox items (sealed) expire after this long
     rollout_margin: float = 0.01  # a new model may score at most this much below the current one

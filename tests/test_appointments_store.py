@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.cli import commands as cli
+from bot.cli import appointments as cli
 
 from bot import config
 from bot.records.appointments import AppointmentStore, appointment_as_fhir

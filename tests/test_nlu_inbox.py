@@ -292,14 +292,15 @@ def test_training_gate_names_kinds_not_text(project):
 def test_train_command_refuses_flagged_data_and_audits(project, settings_env, capsys):
     from bot.storage.audit import AuditLog
     from bot.storage.crypto import keyring
-    from bot.nlu.train import train_command
+    from bot.cli.common import cli_actor
+    from bot.nlu.training import train_command
     from bot.storage.redis_client import async_redis
 
     nlu = NluFile(project / "data" / "nlu.yml")
     nlu.intents["ask_hours"].append("my number is 555-010-0177")
     nlu.write()
     models = project / "models"
-    assert train_command(project, models, force=True) == 1
+    assert train_command(project, models, actor=cli_actor(), force=True) == 1
     assert not models.exists()  # nothing trained
     err = capsys.readouterr().err
     assert "training refused" in err and "contains phone" in err and "0177" not in err
@@ -319,7 +320,7 @@ def test_train_command_refuses_flagged_data_and_audits(project, settings_env, ca
 def test_rasa_validation_failure_refuses_training(project, settings_env):
     """An example of an intent domain.yml does not declare: rasa data validate
     --fail-on-warnings flags it, and the gate refuses (runs Rasa's validator, ~20 s)."""
-    from bot.nlu.train import TrainingRefused, check
+    from bot.nlu.training import TrainingRefused, check
 
     check(project, SCRUB)  # the copy as it is passes
     nlu = NluFile(project / "data" / "nlu.yml")
@@ -333,7 +334,7 @@ def test_rasa_validation_failure_refuses_training(project, settings_env):
 
 # -- the CLI -----------------------------------------------------------------------------------
 def test_cli_inbox_label_add_discard(project, settings_env, redis_sync, prefix, capsys):
-    from bot.cli.commands import main
+    from bot.cli import main
 
     phi_text = "can I come earlier, I'm Alex Demopatient dob 01/01/1980 cell 555-010-0101"
 

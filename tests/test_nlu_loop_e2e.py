@@ -33,8 +33,8 @@ from bot.config import ROOT
 from bot.storage.crypto import keyring
 from bot.records.fhir import load_bundle_file
 from bot.nlu.data import NluFile
-from bot.nlu.train import file_sha256, train
-from bot.ops.stack import Stack
+from bot.nlu.training import file_sha256, train
+from bot.ops.stack import Stack, rasa_urls
 from tests.conftest import TEST_REDIS_URL, make_test_env, purge
 from tests.test_e2e import _free_port, text
 
@@ -103,7 +103,7 @@ def loop(tmp_path_factory) -> Iterator[Dict]:
 
 
 def _cli(args: List[str], capsys) -> str:
-    from bot.cli.commands import main
+    from bot.cli import main
 
     capsys.readouterr()
     code = main(args)
@@ -187,7 +187,7 @@ def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood
     # held-out F1 by a point or two either way; the gate itself is tested in test_nlu_models.py.
     _cli(["model", "rollout", str(candidate), "--project", str(project), "--models", str(models),
           "--margin", "0.05", "--evaluation", str(out / "evaluation.json")], capsys)
-    assert running_model(stack.cfg)["sha256"] == file_sha256(candidate)
+    assert running_model(stack.cfg, rasa_urls(stack.cfg))["sha256"] == file_sha256(candidate)
     assert file_sha256(models / "patientbot.tar.gz") == file_sha256(candidate)
     assert stack.healthz() == 200
 
@@ -198,7 +198,7 @@ def test_misunderstood_messages_are_labelled_retrained_rolled_out_and_understood
 
     # 8. Rollback: the baseline is live again, in the running Rasa too.
     _cli(["model", "rollback", "--models", str(models)], capsys)
-    assert running_model(stack.cfg)["sha256"] == loop["baseline"].sha256
+    assert running_model(stack.cfg, rasa_urls(stack.cfg))["sha256"] == loop["baseline"].sha256
     assert misunderstood(text(stack, MISSES[0][0], "+15550100191"))
 
     # Audited: labels, the training, the rollout and the rollback, by the CLI's operator.

@@ -40,7 +40,7 @@ def _nlu(f1: float, sha: str) -> dict:
 def fake_eval(monkeypatch):
     """evaluate_nlu by model content: b"good" scores 0.97, b"live" 0.96, b"bad" 0.90."""
     from bot.nlu import report as nlu_report
-    from bot.nlu.train import file_sha256
+    from bot.nlu.training import file_sha256
 
     scores = {b"good": 0.97, b"live": 0.96, b"bad": 0.90}
     monkeypatch.setattr(nlu_report, "evaluate_nlu", lambda model, project: _nlu(scores[model.read_bytes()],
@@ -79,7 +79,7 @@ def test_rollout_refuses_a_worse_model_and_keeps_the_live_one(tmp_path, settings
 def test_rollout_then_rollback_with_rasa_not_running(tmp_path, settings_env, prefix, fake_eval, monkeypatch):
     from bot.cli.models import rollback, rollout
     from bot.config import settings
-    from bot.nlu.train import file_sha256
+    from bot.nlu.training import file_sha256
 
     monkeypatch.setenv("RASA_PORT", "1")  # nothing listens: the model is used at the next start
     from bot import config
@@ -124,8 +124,11 @@ def test_push_to_rasa_loads_nothing_when_rasa_is_down(tmp_path, settings_env, mo
     from bot import config
 
     monkeypatch.setenv("RASA_PORT", "1")
+    from bot.ops.stack import rasa_urls
+
     config.reset_cache()
-    assert push_to_rasa(config.settings(), _model(tmp_path / "m.tar.gz", b"x"), timeout=2) == []
+    cfg = config.settings()
+    assert push_to_rasa(cfg, _model(tmp_path / "m.tar.gz", b"x"), rasa_urls(cfg), timeout=2) == []
 
 
 def test_confusion_and_report_from_evaluation_figures():
@@ -197,7 +200,7 @@ def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settin
     from bot import config
     from bot.nlu import report as nlu_report
     from bot.cli.models import rollout
-    from bot.nlu.train import file_sha256
+    from bot.nlu.training import file_sha256
 
     monkeypatch.setenv("RASA_PORT", "1")
     config.reset_cache()
@@ -224,7 +227,7 @@ def test_rollout_uses_an_evaluation_only_of_the_same_two_models(tmp_path, settin
 def test_rollout_reaches_every_rasa_server_of_a_scaled_out_stack(tmp_path, settings_env, monkeypatch):
     """Scale-out (bot.ops.stack): one Rasa server per instance; a rollout must load into each."""
     from bot import config
-    from bot.nlu.models import rasa_urls
+    from bot.ops.stack import rasa_urls
 
     monkeypatch.setenv("PATIENTBOT_RUN_DIR", str(tmp_path))
     monkeypatch.setenv("RASA_PORT", "5105")

@@ -183,11 +183,11 @@ async def test_ending_every_session_of_a_staff_member(sessions):
 
 
 def _run_cli(capsys, monkeypatch, *argv, stdin=None):
-    from bot.cli import commands as cli
+    from bot.cli import main
 
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    code = cli.main(list(argv))
+    code = main(list(argv))
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -18,26 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from bot.cli.common import audited, cli_actor, fail, number_index, redis_session
 from bot.config import settings
-
-
-def _fail(message: str) -> int:
-    print(f"patientbot: {message}", file=sys.stderr)
-    return 1
-
-
-async def _audited(action: str, subject: str, outcome: str, details: dict) -> None:
-    from bot.storage.audit import AuditLog
-    from bot.cli.commands import _cli_actor
-    from bot.storage.crypto import keyring
-    from bot.storage.redis_client import async_redis
-
-    cfg = settings()
-    client = async_redis(cfg)
-    try:
-        await AuditLog(client, keyring(cfg), cfg.redis_prefix).record(_cli_actor(), action, subject, outcome, details)
-    finally:
-        await client.close()
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -71,10 +53,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     details = {"new_key": report.new_key, "old_keys": report.old_keys, "retired": report.retired,
                "keys_scanned": report.keys_scanned, "values_reencrypted": report.values_reencrypted,
                "unreadable_keys": len(report.unreadable), "seconds": round(report.seconds, 1)}
-    asyncio.run(_audited("keys_rotated", "", "ok" if report.complete else "incomplete", details))
+    audited("keys_rotated", "", "ok" if report.complete else "incomplete", details)
     print(json.dumps(details, sort_keys=True))
     if not report.complete:
-        return _fail(f"{len(report.unreadable)} Redis keys hold values that did not re-encrypt; the old keys "
+        return fail(f"{len(report.unreadable)} Redis keys hold values that did not re-encrypt; the old keys "
                      f"were kept so nothing becomes unreadable: {', '.join(report.unreadable[:10])}")
     print(f"rotation complete: {report.values_reencrypted} values re-encrypted under {report.new_key}; "
           f"retired {', '.join(report.retired) or 'nothing'}")
@@ -88,13 +70,13 @@ def cmd_keys_rewrap(args: argparse.Namespace) -> int:
     try:
         new_kek = _decode_key("--new-key-file", Path(args.new_key_file).read_text(encoding="ascii").strip())
     except (OSError, UnicodeDecodeError):
-        return _fail(f"cannot read {args.new_key_file}")
+        return fail(f"cannot read {args.new_key_file}")
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     store = key_store()
     new = LocalKeyProvider(new_kek)
     # Audited before the re-wrap: afterwards this process's KEK no longer opens the data keys.
-    asyncio.run(_audited("kek_rewrap", "", "requested", {"kek_id": new.kek_id}))
+    audited("kek_rewrap", "", "requested", {"kek_id": new.kek_id})
     count = store.rewrap(new)
     print(f"re-wrapped {count} keys under key-encryption key {new.kek_id}; set PATIENTBOT_KEY_FILE (or "
           f"PATIENTBOT_DATA_KEY) to the new key before restarting the stack")
@@ -103,51 +85,33 @@ def cmd_keys_rewrap(args: argparse.Namespace) -> int:
 
 # -- retention --------------------------------------------------------------------------------
 async def _with_retention(fn):
+    """``fn(retention, session)`` with the retention policy of a Redis session."""
     from bot.storage.audit import AuditLog
-    from bot.storage.crypto import keyring
-    from bot.storage.redis_client import async_redis
     from bot.storage.retention import Retention, policy_from
 
-    cfg = settings()
-    client = async_redis(cfg)
-    try:
-        keys = keyring(cfg)
-        return await fn(Retention(client, keys, cfg.redis_prefix, policy_from(cfg),
-                                  AuditLog(client, keys, cfg.redis_prefix)))
-    finally:
-        await client.close()
+    async with redis_session() as s:
+        audit = AuditLog(s.client, s.keys, s.prefix)
+        return await fn(Retention(s.client, s.keys, s.prefix, policy_from(s.cfg), audit), s)
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from bot.cli.commands import _cli_actor
-
     try:
-        counts = asyncio.run(_with_retention(lambda r: r.run(_cli_actor(), dry_run=args.dry_run)))
+        counts = asyncio.run(_with_retention(lambda r, s: r.run(cli_actor(), dry_run=args.dry_run)))
     except ValueError as exc:  # a policy below the legal minimum
-        return _fail(str(exc))
+        return fail(str(exc))
     label = "would purge" if args.dry_run else "purged"
     print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
-def _index_of(number: str):
-    from bot.storage.crypto import keyring, phone_index
-    from bot.core.phone import try_e164
-
-    e164 = try_e164(number, settings().default_region)
-    return None if e164 is None else phone_index(keyring(), e164)
-
-
 def cmd_retention_hold(args: argparse.Namespace) -> int:
-    from bot.cli.commands import _cli_actor
-
-    idx = _index_of(args.number)
+    idx = number_index(args.number)
     if idx is None:
-        return _fail("not a phone number")
+        return fail("not a phone number")
 
-    async def hold(r):
-        await r.holds.place(idx, args.reason, _cli_actor())
-        await r.audit.record(_cli_actor(), "legal_hold_placed", idx, "ok", {"reason": args.reason})
+    async def hold(r, s):
+        await r.holds.place(idx, args.reason, cli_actor())
+        await s.audit("legal_hold_placed", idx, "ok", {"reason": args.reason})
 
     asyncio.run(_with_retention(hold))
     print(f"legal hold placed on number index {idx}")
@@ -155,30 +119,29 @@ def cmd_retention_hold(args: argparse.Namespace) -> int:
 
 
 def cmd_retention_release(args: argparse.Namespace) -> int:
-    from bot.cli.commands import _cli_actor
-
-    idx = _index_of(args.number)
+    idx = number_index(args.number)
     if idx is None:
-        return _fail("not a phone number")
+        return fail("not a phone number")
 
-    async def release(r):
+    async def release(r, s):
         released = await r.holds.release(idx)
-        await r.audit.record(_cli_actor(), "legal_hold_released", idx, "ok" if released else "not_held", {})
+        await s.audit("legal_hold_released", idx, "ok" if released else "not_held")
         return released
 
     if not asyncio.run(_with_retention(release)):
-        return _fail(f"number index {idx} was not under a legal hold")
+        return fail(f"number index {idx} was not under a legal hold")
     print(f"legal hold released on number index {idx}; the next retention run applies the policy again")
     return 0
 
 
 def cmd_retention_holds(args: argparse.Namespace) -> int:
-    for idx, doc in sorted(asyncio.run(_with_retention(lambda r: r.holds.held())).items()):
+    for idx, doc in sorted(asyncio.run(_with_retention(lambda r, s: r.holds.held())).items()):
         print(f"{idx}  since {doc['at']}  by {doc['by']}  reason: {doc['reason']}")
     return 0
 
 
-def add_commands(sub) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``keys`` and ``retention``."""
     keys = sub.add_parser("keys", help="data keys: status, rotation, KEK re-wrap").add_subparsers(
         dest="keys_cmd", required=True)
     keys.add_parser("status", help="key ids, the active one, retired ones, rotation progress").set_defaults(

@@ -12,25 +12,14 @@ the gate passes:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Dict, Optional
 
+from bot.cli.common import audited, cli_actor, fail
 from bot.nlu.models import ModelRegistry, RolloutError, fingerprint_beside, gate, push_to_rasa, running_models
-from bot.nlu.train import file_sha256, stamp_file
-
-
-def _fail(message: str) -> int:
-    print(f"patientbot: {message}", file=sys.stderr)
-    return 1
-
-
-def _audit(action: str, outcome: str, details: Dict) -> None:
-    from bot.nlu.train import _audit as audit
-
-    asyncio.run(audit(action, outcome, details))
+from bot.nlu.training import file_sha256, stamp_file
+from bot.ops.stack import rasa_urls
 
 
 def _paths(args: argparse.Namespace):
@@ -49,11 +38,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     live = ModelRegistry(models).live
     candidate = Path(args.model).resolve() if args.model else live
     if not candidate.is_file():
-        return _fail(f"no model at {candidate}")
+        return fail(f"no model at {candidate}")
     baseline = live if live.is_file() and live.resolve() != candidate else None
     out = Path(args.out).resolve() if args.out else ROOT / "results" / "evaluation"
     if args.folds == 1 or args.folds < 0:
-        return _fail("--folds is 0 (no cross-validation) or at least 2")
+        return fail("--folds is 0 (no cross-validation) or at least 2")
     deployed_entry = ModelRegistry(models).entry_for(live) if baseline else None
     report = build_report(candidate, project, out, baseline, stories=not args.no_stories, folds=args.folds,
                           deployed_cv_macro_f1=(deployed_entry or {}).get("cv_macro_f1"))
@@ -99,7 +88,8 @@ def _figures(candidate: Path, live: Path, project: Path, evaluation: Optional[Pa
 
 def rollout(candidate: Path, project: Path, models: Path, margin: float, cfg, actor: str,
             evaluation: Optional[Path] = None) -> Dict:
-    """Gate, keep, load into Rasa, activate, record; raises RolloutError when refused."""
+    """Gate, keep, load into every running Rasa, activate, record; audited as ``actor``.
+    Raises RolloutError when refused."""
     registry = ModelRegistry(models)
     cand, deployed = _figures(candidate, registry.live, project, evaluation)
     verdict = gate(cand["macro_f1"], deployed["macro_f1"] if deployed else None, margin)
@@ -107,7 +97,7 @@ def rollout(candidate: Path, project: Path, models: Path, margin: float, cfg, ac
                "deployed_sha256": deployed["sha256"] if deployed else None,
                "deployed_macro_f1": round(deployed["macro_f1"], 4) if deployed else None, "margin": margin}
     if not verdict.allowed:
-        _audit("model_rollout", "refused", details)
+        audited("model_rollout", "", "refused", details, actor)
         raise RolloutError(f"rollout refused: {verdict.explain()}")
     last = registry.deployed()
     if deployed and (last is None or last["sha256"] != deployed["sha256"]):
@@ -116,43 +106,44 @@ def rollout(candidate: Path, project: Path, models: Path, margin: float, cfg, ac
         fp = stamp_file(models).read_text().strip() if stamp_file(models).is_file() else None
         registry.record("found", kept, fp, deployed["macro_f1"], actor)
     release = registry.keep(candidate)
-    loaded = push_to_rasa(cfg, release)
+    loaded = push_to_rasa(cfg, release, rasa_urls(cfg))
     registry.activate(release, fingerprint_beside(candidate))
     entry = registry.record("rollout", release, fingerprint_beside(candidate), cand["macro_f1"], actor,
                             cv_macro_f1=cand.get("cv_macro_f1"))
-    _audit("model_rollout", "ok", {**details, "release": release.name, "loaded_into_rasa_servers": len(loaded)})
+    audited("model_rollout", "", "ok", {**details, "release": release.name, "loaded_into_rasa_servers": len(loaded)},
+            actor)
     return {"entry": entry, "gate": verdict, "loaded": loaded}
 
 
 def rollback(models: Path, cfg, actor: str) -> Dict:
+    """Back to the model deployed before the live one, in every running Rasa; audited as ``actor``."""
     registry = ModelRegistry(models)
     target = registry.previous()
     if target is None:
         raise RolloutError("no earlier deployment to roll back to")
     release = registry.releases / target["model"]
-    loaded = push_to_rasa(cfg, release)
+    loaded = push_to_rasa(cfg, release, rasa_urls(cfg))
     registry.activate(release, target.get("fingerprint"))
     entry = registry.record("rollback", release, target.get("fingerprint"), target.get("macro_f1"), actor)
-    _audit("model_rollback", "ok", {"release": release.name, "sha256": entry["sha256"],
-                                        "loaded_into_rasa_servers": len(loaded)})
+    audited("model_rollback", "", "ok", {"release": release.name, "sha256": entry["sha256"],
+                                         "loaded_into_rasa_servers": len(loaded)}, actor)
     return {"entry": entry, "loaded": loaded}
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from bot.cli.commands import _cli_actor
     from bot.config import settings
 
     cfg = settings()
     project, models = _paths(args)
     candidate = Path(args.candidate).resolve()
     if not candidate.is_file():
-        return _fail(f"no model at {candidate}")
+        return fail(f"no model at {candidate}")
     margin = cfg.rollout_margin if args.margin is None else args.margin
     try:
-        done = rollout(candidate, project, models, margin, cfg, _cli_actor(),
+        done = rollout(candidate, project, models, margin, cfg, cli_actor(),
                        Path(args.evaluation).resolve() if args.evaluation else None)
     except RolloutError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     print(done["gate"].explain())
     where = _where_loaded(done)
     print(f"rolled out {done['entry']['model']} ({where}); previous model kept for 'patientbot model rollback'")
@@ -165,14 +156,13 @@ def _where_loaded(done: dict) -> str:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from bot.cli.commands import _cli_actor
     from bot.config import settings
 
     _, models = _paths(args)
     try:
-        done = rollback(models, settings(), _cli_actor())
+        done = rollback(models, settings(), cli_actor())
     except RolloutError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     where = _where_loaded(done)
     print(f"rolled back to {done['entry']['model']} ({where})")
     return 0
@@ -180,14 +170,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from bot.config import settings
-
     _, models = _paths(args)
     registry = ModelRegistry(models)
-    print(json.dumps({"running": running_models(settings()), "history": registry.history()}, indent=2))
+    cfg = settings()
+    print(json.dumps({"running": running_models(cfg, rasa_urls(cfg)), "history": registry.history()}, indent=2))
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``evaluate`` and ``model status | rollout | rollback``."""
     p = sub.add_parser("evaluate", help="evaluation report of a model, compared with the deployed one")
     p.add_argument("model", nargs="?", help="the candidate model (default: the deployed one)")
     p.add_argument("--project", help="project directory (its tests/ and held-out set; default: this one)")

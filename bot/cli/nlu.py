@@ -20,43 +20,30 @@ import json
 import sys
 from pathlib import Path
 
-
-def _fail(message: str) -> int:
-    print(f"patientbot: {message}", file=sys.stderr)
-    return 1
+from bot.cli.common import cli_actor, fail, redis_session
 
 
 async def _session(fn):
     """Run ``fn(inbox, scrubber, audit)`` with the inbox, a scrubber that knows the patients'
     names, and an audit function bound to the CLI actor."""
-    from bot.storage.audit import AuditLog
-    from bot.cli.commands import _cli_actor
-    from bot.config import settings
-    from bot.storage.crypto import keyring
     from bot.nlu.inbox import ReviewInbox
     from bot.nlu.scrub import scrubber_for
-    from bot.storage.redis_client import async_redis
 
-    cfg = settings()
-    keys = keyring(cfg)
-    client = async_redis(cfg)
-    try:
-        inbox = ReviewInbox(client, keys, cfg.redis_prefix, cfg.nlu_inbox_days)
-        scrubber = await scrubber_for(client, keys, cfg.redis_prefix, cfg.default_region)
-        log = AuditLog(client, keys, cfg.redis_prefix)
+    async with redis_session() as s:
+        inbox = ReviewInbox(s.client, s.keys, s.prefix, s.cfg.nlu_inbox_days)
+        scrubber = await scrubber_for(s.client, s.keys, s.prefix, s.cfg.default_region)
 
         async def audit(action: str, subject: str, outcome: str = "ok", **details) -> None:
-            await log.record(_cli_actor(), action, subject, outcome, details)
+            await s.audit(action, subject, outcome, details)
 
         return await fn(inbox, scrubber, audit)
-    finally:
-        await client.close()
 
 
 def _project(args: argparse.Namespace) -> Path:
     from bot.config import ROOT
 
-    return Path(args.project).resolve() if args.project else ROOT
+    project = getattr(args, "project", None)  # ``patientbot train`` has no --project: this repository
+    return Path(project).resolve() if project else ROOT
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
@@ -88,10 +75,10 @@ def cmd_label(args: argparse.Namespace) -> int:
     async def run(inbox, scrubber, audit):
         item = await inbox.get(args.id, scrubber)
         if item is None:
-            return _fail(f"no inbox item {args.id}")
+            return fail(f"no inbox item {args.id}")
         if args.propose:
             if not INTENT_NAME.match(args.intent):
-                return _fail(f"{args.intent!r} is not an intent name (lower case, digits, underscores)")
+                return fail(f"{args.intent!r} is not an intent name (lower case, digits, underscores)")
             await inbox.propose(item.id, args.intent)
             await audit("nlu_intent_proposed", item.id, intent=args.intent)
             print(f"{item.id}: proposed as an example of a new intent {args.intent}")
@@ -100,7 +87,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             added = add_example(project, args.intent, item.text, scrubber, project / "tests" / "nlu" / "holdout.yml")
         except DataError as exc:
             await audit("nlu_labelled", item.id, "refused", intent=args.intent)
-            return _fail(str(exc))
+            return fail(str(exc))
         await inbox.remove(item.id)
         await audit("nlu_labelled", item.id, intent=args.intent, added=added)
         print(f"{item.id}: {'added to' if added else 'already an example of'} {args.intent} in data/nlu.yml")
@@ -119,7 +106,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             added = add_example(project, args.intent, args.example, scrubber, project / "tests" / "nlu" / "holdout.yml")
         except DataError as exc:
             await audit("nlu_example_added", "", "refused", intent=args.intent)
-            return _fail(str(exc))
+            return fail(str(exc))
         await audit("nlu_example_added", "", intent=args.intent, added=added)
         print(f"{'added to' if added else 'already an example of'} {args.intent} in data/nlu.yml")
         return 0
@@ -130,7 +117,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_discard(args: argparse.Namespace) -> int:
     async def run(inbox, scrubber, audit):
         if not await inbox.remove(args.id):
-            return _fail(f"no inbox item {args.id}")
+            return fail(f"no inbox item {args.id}")
         await audit("nlu_discarded", args.id)
         print(f"{args.id}: discarded")
         return 0
@@ -139,7 +126,7 @@ def cmd_discard(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bot.nlu.train import TrainingRefused, check
+    from bot.nlu.training import TrainingRefused, check
 
     async def scrubber_only(inbox, scrubber, audit):
         return scrubber
@@ -149,16 +136,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     except TrainingRefused as refused:
         for problem in refused.problems:
             print(f"  {problem}", file=sys.stderr)
-        return _fail("the training data fails the checks")
+        return fail("the training data fails the checks")
     print("the training data passes the checks")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bot.nlu.train import default_models_dir, train_command
+    """``patientbot train`` and ``patientbot nlu train``: refuses data the PHI scrubber flags or
+    rasa data validate rejects; audited (bot.nlu.training.train_command)."""
+    from bot.nlu.training import default_models_dir, train_command
 
-    models = Path(args.models).resolve() if args.models else default_models_dir()
-    return train_command(_project(args), models, force=args.force)
+    models = getattr(args, "models", None)  # only ``nlu train`` has --models
+    return train_command(_project(args), Path(models).resolve() if models else default_models_dir(),
+                         actor=cli_actor(), force=args.force)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -167,7 +157,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return nlu_calibrate.main([])
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``train`` (the same as ``nlu train`` on this repository)."""
+    p = sub.add_parser("train", help="validate data and train the model if its inputs changed")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``nlu`` and its subcommands."""
     nlu = sub.add_parser("nlu", help="the review inbox and training examples").add_subparsers(dest="nlu_cmd",
                                                                                             required=True)
 

@@ -16,34 +16,22 @@ import asyncio
 import sys
 from typing import Awaitable, Callable, TypeVar
 
-from bot.config import settings
+from bot.cli.common import fail, redis_session
 
 T = TypeVar("T")
 
 
 async def _with_accounts(fn: Callable[..., Awaitable[T]]) -> T:
-    from bot.storage.audit import AuditLog
-    from bot.storage.crypto import keyring
-    from bot.storage.redis_client import async_redis
+    """``fn(accounts, sessions, session)`` with the staff accounts and sessions of a Redis session."""
     from bot.records.staff_accounts import StaffAccounts
     from bot.records.staff_sessions import StaffSessions
 
-    cfg = settings()
-    client = async_redis(cfg)
-    keys = keyring(cfg)
-    try:
-        accounts = StaffAccounts(client, keys, cfg.redis_prefix, cfg.staff_login_max_failures,
+    async with redis_session() as s:
+        cfg = s.cfg
+        accounts = StaffAccounts(s.client, s.keys, s.prefix, cfg.staff_login_max_failures,
                                  cfg.staff_lockout_minutes, cfg.staff_totp_issuer)
-        sessions = StaffSessions(client, cfg.redis_prefix, cfg.staff_session_idle_minutes, cfg.staff_session_max_hours)
-        return await fn(accounts, sessions, AuditLog(client, keys, cfg.redis_prefix))
-    finally:
-        await client.close()
-
-
-def _actor() -> str:
-    from bot.cli.commands import _cli_actor
-
-    return _cli_actor()
+        sessions = StaffSessions(s.client, s.prefix, cfg.staff_session_idle_minutes, cfg.staff_session_max_hours)
+        return await fn(accounts, sessions, s)
 
 
 def _password(args: argparse.Namespace):
@@ -71,16 +59,15 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     password = _password(args)
 
-    async def add(accounts, sessions, audit):
+    async def add(accounts, sessions, s):
         enrolment = await accounts.add(args.username, args.role, password)
-        await audit.record(_actor(), "staff_added", enrolment.member.actor, "ok", {"role": args.role})
+        await s.audit("staff_added", enrolment.member.actor, "ok", {"role": args.role})
         return enrolment
 
     try:
         enrolment = asyncio.run(_with_accounts(add))
     except StaffError as exc:
-        print(f"patientbot: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc))
     _print_enrolment(enrolment, password is None, "staff member added")
     return 0
 
@@ -90,17 +77,16 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
     password = _password(args)
 
-    async def reset(accounts, sessions, audit):
+    async def reset(accounts, sessions, s):
         enrolment = await accounts.reset(args.username, password)
         ended = await sessions.end_all(enrolment.member.id)
-        await audit.record(_actor(), "staff_reset", enrolment.member.actor, "ok", {"sessions_ended": ended})
+        await s.audit("staff_reset", enrolment.member.actor, "ok", {"sessions_ended": ended})
         return enrolment
 
     try:
         enrolment = asyncio.run(_with_accounts(reset))
     except StaffError as exc:
-        print(f"patientbot: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc))
     _print_enrolment(enrolment, password is None, "staff member reset (signed out everywhere)")
     return 0
 
@@ -109,21 +95,20 @@ def _change(action: str):
     def run(args: argparse.Namespace) -> int:
         from bot.records.staff_accounts import StaffError
 
-        async def change(accounts, sessions, audit):
+        async def change(accounts, sessions, s):
             if action == "unlock":
                 member = await accounts.unlock(args.username)
             else:
                 member = await accounts.set_disabled(args.username, action == "disable")
             ended = await sessions.end_all(member.id) if action == "disable" else 0
-            await audit.record(_actor(), f"staff_{action}d" if action != "unlock" else "staff_unlocked",
-                               member.actor, "ok", {"sessions_ended": ended})
+            await s.audit(f"staff_{action}d" if action != "unlock" else "staff_unlocked", member.actor, "ok",
+                          {"sessions_ended": ended})
             return member, ended
 
         try:
             member, ended = asyncio.run(_with_accounts(change))
         except StaffError as exc:
-            print(f"patientbot: {exc}", file=sys.stderr)
-            return 1
+            return fail(str(exc))
         done = {"disable": f"disabled ({ended} session(s) ended)", "enable": "enabled", "unlock": "unlocked"}[action]
         print(f"{member.username}: {done}")
         return 0
@@ -134,8 +119,8 @@ def _change(action: str):
 def cmd_list(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    async def members(accounts, sessions, audit):
-        await audit.record(_actor(), "staff_list_viewed", "", "ok", {})
+    async def members(accounts, sessions, s):
+        await s.audit("staff_list_viewed")
         return await accounts.list()
 
     found = asyncio.run(_with_accounts(members))
@@ -148,7 +133,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``staff`` on the ``patientbot`` parser's subcommands."""
     staff = sub.add_parser("staff", help="staff console accounts").add_subparsers(dest="staff_cmd", required=True)
     p = staff.add_parser("add", help="create an account; prints its password and TOTP secret once")

@@ -5,7 +5,7 @@ is refreshed while the job runs, so a gateway that dies mid-job frees it within 
 seconds and readers then see the job as interrupted. A job runs patientbot's own commands as
 subprocesses (the command lines are data: tests substitute stand-ins) at low CPU priority
 (bot.ops.stack.low_priority: SCHED_IDLE or ``nice``), with ``PATIENTBOT_ACTOR`` set to the admin, so the CLI's checks, gate and audit
-apply unchanged and name the admin (bot.cli.commands._cli_actor).
+apply unchanged and name the admin (bot.cli.common.cli_actor).
 
 The job's state is a Redis hash of non-PHI fields only: kind, stage, times, actor, exit code,
 progress, and the summary lines the commands print about results and refusals (``SAFE_LINE``:
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Awaitable, Callable, Dict, List, Optional, Sequence
 
 from bot.config import ROOT
-from bot.nlu.train import model_file
+from bot.nlu.training import model_path
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def patientbot(*args) -> List[str]:
 
 def training_steps(cfg, folds: int, stories: bool = True) -> List[Step]:
     """Check and train a candidate, then evaluate it against the live model."""
-    evaluate = patientbot("evaluate", model_file(cfg.model_candidate_dir), "--project", cfg.nlu_project_dir,
+    evaluate = patientbot("evaluate", model_path(cfg.model_candidate_dir), "--project", cfg.nlu_project_dir,
                           "--models", cfg.model_path.parent, "--out", cfg.evaluation_dir, "--folds", folds)
     return [Step("checking", patientbot("nlu", "train", "--project", cfg.nlu_project_dir,
                                         "--models", cfg.model_candidate_dir)),
@@ -82,7 +82,7 @@ def training_steps(cfg, folds: int, stories: bool = True) -> List[Step]:
 
 
 def rollout_steps(cfg) -> List[Step]:
-    return [Step("rolling out", patientbot("model", "rollout", model_file(cfg.model_candidate_dir),
+    return [Step("rolling out", patientbot("model", "rollout", model_path(cfg.model_candidate_dir),
                                            "--evaluation", cfg.evaluation_dir / "evaluation.json",
                                            "--project", cfg.nlu_project_dir, "--models", cfg.model_path.parent))]
 

@@ -9,9 +9,10 @@ Models live in the models directory (``MODEL_PATH``'s): ``patientbot.tar.gz`` is
 loads at start, ``releases/patientbot-<sha12>.tar.gz`` keeps every model that was deployed,
 ``deployments.json`` lists the deployments (model file, SHA-256, fingerprint, held-out macro
 F1, when, by whom). The gate: the candidate's held-out macro F1 may be below the deployed
-model's by at most ``ROLLOUT_MARGIN``. The running Rasa gets the new model through the
-connector's ``/model`` route (channels.rasa_bridge.model_endpoint) without a restart; if Rasa is not
-running the model is used at its next start. Rollouts (also refused ones) and rollbacks are
+model's by at most ``ROLLOUT_MARGIN``. The running Rasa servers (their URLs come from the
+caller: bot.ops.stack.rasa_urls) get the new model through the connector's ``/model`` route
+(channels.rasa_bridge.model_endpoint) without a restart; if Rasa is not running the model is
+used at its next start. Rollouts (also refused ones) and rollbacks are
 audited.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from bot.nlu.train import file_sha256, model_file, stamp_file
+from bot.nlu.training import file_sha256, model_path, stamp_file
 
 
 class RolloutError(RuntimeError):
@@ -63,7 +64,7 @@ class ModelRegistry:
 
     @property
     def live(self) -> Path:
-        return model_file(self.dir)
+        return model_path(self.dir)
 
     def history(self) -> List[Dict]:
         if not self.history_file.is_file():
@@ -140,19 +141,6 @@ def fingerprint_beside(model: Path) -> Optional[str]:
     return stamp.read_text().strip() if stamp is not None and stamp.is_file() else None
 
 
-def rasa_urls(cfg) -> List[str]:
-    """The Rasa server of every running instance (scale-out: bot.ops.stack), instance 1 first."""
-    from bot.ops.stack import Stack
-
-    try:
-        stack = Stack.from_env(dict(cfg.extra)) if cfg.extra else None
-    except Exception:  # noqa: BLE001 - settings without a run directory: the one configured Rasa
-        stack = None
-    if stack is None:
-        return [cfg.rasa_url]
-    return [f"http://127.0.0.1:{inst.rasa_port}" for inst in stack.instances]
-
-
 def _model_request(cfg, url: str, release: Optional[Path] = None) -> urllib.request.Request:
     from bot.conversation.rasa_client import SECRET_HEADER
 
@@ -163,13 +151,14 @@ def _model_request(cfg, url: str, release: Optional[Path] = None) -> urllib.requ
         headers={SECRET_HEADER: cfg.rasa_secret, "Content-Type": "application/json"})
 
 
-def push_to_rasa(cfg, release: Path, timeout: float = 300.0) -> List[Dict]:
-    """Load ``release`` into every running Rasa server (connector ``/model``), one after the
-    other; returns what each loaded (empty if none is running). A server that refuses stops
+def push_to_rasa(cfg, release: Path, urls: List[str], timeout: float = 300.0) -> List[Dict]:
+    """Load ``release`` into every running Rasa server of ``urls`` (connector ``/model``; every
+    instance's: bot.ops.stack.rasa_urls), one after the other; returns what each loaded (empty
+    if none is running). A server that refuses stops
     the rollout: the message says how many already switched (``patientbot model rollback``
     or a restart puts them back on the live model)."""
     loaded: List[Dict] = []
-    for url in rasa_urls(cfg):
+    for url in urls:
         try:
             with urllib.request.urlopen(_model_request(cfg, url, release), timeout=timeout) as resp:
                 loaded.append(json.loads(resp.read().decode()))
@@ -181,16 +170,16 @@ def push_to_rasa(cfg, release: Path, timeout: float = 300.0) -> List[Dict]:
     return loaded
 
 
-def running_model(cfg) -> Optional[Dict]:
-    """What the first running Rasa server has loaded (name, sha256), or None if none runs."""
-    models = running_models(cfg)
+def running_model(cfg, urls: List[str]) -> Optional[Dict]:
+    """What the first running Rasa server of ``urls`` has loaded (name, sha256), or None if none runs."""
+    models = running_models(cfg, urls)
     return next(iter(models.values()), None)
 
 
-def running_models(cfg) -> Dict[str, Dict]:
-    """{Rasa URL: what it has loaded} for every running Rasa server."""
+def running_models(cfg, urls: List[str]) -> Dict[str, Dict]:
+    """{Rasa URL: what it has loaded} for every running Rasa server of ``urls``."""
     out = {}
-    for url in rasa_urls(cfg):
+    for url in urls:
         try:
             with urllib.request.urlopen(_model_request(cfg, url), timeout=10) as resp:
                 out[url] = json.loads(resp.read().decode())

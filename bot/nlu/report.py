@@ -30,8 +30,7 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from bot.nlu.train import file_sha256
-from bot.nlu.training import rasa_bin, rasa_env
+from bot.nlu.training import file_sha256, rasa_bin, rasa_env
 
 
 def evaluate_nlu(model: Path, project: Path) -> Dict:

@@ -33,8 +33,7 @@ from urllib.parse import urlparse
 
 from bot.config import ROOT, Settings, load_settings, merged_environ
 from bot.safety import model as safety_model
-from bot.nlu.train import train_command
-from bot.nlu.training import is_current, model_path, rasa_bin, rasa_env
+from bot.nlu.training import is_current, model_path, rasa_bin, rasa_env, train_command
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -207,11 +206,13 @@ class Stack:
             return "(no log)"
 
     # -- up / down --------------------------------------------------------------------------
-    def up(self, timeout: float = 240.0, train: bool = True, say=print) -> None:
+    def up(self, timeout: float = 240.0, train: bool = True, say=print, actor: str = "system:stack") -> None:
+        """Start every process and wait until healthy, training first if the model is out of date
+        (``train``); ``actor`` is who the audit trail names for that training."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if train and not is_current(self.cfg.model_path.parent):
             # Through the admins' checks: data the PHI scrubber or Rasa's validator flags is refused.
-            if train_command(ROOT, self.cfg.model_path.parent) != 0:
+            if train_command(ROOT, self.cfg.model_path.parent, actor=actor) != 0:
                 raise StackError("training refused or failed (see above); nothing was started")
         if not model_path(self.cfg.model_path.parent).is_file():
             raise StackError("no trained model; run 'patientbot train'")
@@ -276,6 +277,18 @@ class Stack:
                     pass
             self.pid_file(name).unlink(missing_ok=True)
             say(f"stopped {name}")
+
+
+def rasa_urls(cfg: Settings) -> List[str]:
+    """The Rasa server of every running instance, instance 1 first (for loading a new model
+    into each: bot.nlu.models)."""
+    try:
+        stack = Stack.from_env(dict(cfg.extra)) if cfg.extra else None
+    except Exception:  # noqa: BLE001 - settings without a run directory: the one configured Rasa
+        stack = None
+    if stack is None:
+        return [cfg.rasa_url]
+    return [f"http://127.0.0.1:{inst.rasa_port}" for inst in stack.instances]
 
 
 def _reaped(pid: int) -> bool:

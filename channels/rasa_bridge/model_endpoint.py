@@ -21,7 +21,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.config import settings
-from bot.nlu.train import file_sha256
+from bot.nlu.training import file_sha256
 
 logger = logging.getLogger(__name__)
 _swap_lock = asyncio.Lock()

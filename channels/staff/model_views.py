@@ -19,8 +19,8 @@ from aiohttp import web
 
 from bot.nlu.jobs import TERMINAL, JobRunner, JobStore, rollback_steps, rollout_steps, training_steps
 from bot.nlu.models import ModelRegistry, gate, running_models
-from bot.nlu.train import file_sha256, model_file
-from bot.ops.stack import low_priority
+from bot.nlu.training import file_sha256, model_path
+from bot.ops.stack import low_priority, rasa_urls
 from channels.staff.auth import current_session, current_staff, route
 from channels.staff.views import _flash, _render, _services
 from channels.gateway.app_keys import SERVICES, SETTINGS
@@ -73,7 +73,7 @@ def _evaluation(cfg) -> Optional[Dict]:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     live = ModelRegistry(cfg.model_path.parent).live
-    candidate_sha, live_sha = _sha256(model_file(cfg.model_candidate_dir)), _sha256(live)
+    candidate_sha, live_sha = _sha256(model_path(cfg.model_candidate_dir)), _sha256(live)
     changes = []
     for intent, scores in sorted(cand.get("per_intent", {}).items()):
         old = ((base or {}).get("per_intent") or {}).get(intent, {}).get("f1")
@@ -92,7 +92,7 @@ def _evaluation(cfg) -> Optional[Dict]:
 def _overview(cfg) -> Dict:
     registry = ModelRegistry(cfg.model_path.parent)
     history = registry.history()
-    return {"running": running_models(cfg), "history": list(reversed(history[-20:])),
+    return {"running": running_models(cfg, rasa_urls(cfg)), "history": list(reversed(history[-20:])),
             "previous": registry.previous(), "evaluation": _evaluation(cfg),
             "live_sha": _sha256(registry.live)}
 

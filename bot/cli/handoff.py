@@ -1,0 +1,28 @@
+"""``patientbot handoff list``: the staff queue, by pseudonymous conversation id."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bot.cli.common import redis_session
+
+
+def cmd_handoff_list(args: argparse.Namespace) -> int:
+    from bot.records.handoff import HandoffQueue
+
+    async def waiting():
+        async with redis_session(with_keys=False) as s:
+            return await HandoffQueue(s.client, None, s.prefix).waiting()
+
+    entries = asyncio.run(waiting())
+    if not entries:
+        print("no conversation is waiting for staff")
+    for e in entries:
+        print(f"{e['priority']:9} {e['reason']:26} since {e['since']}  {e['conversation']}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``handoff list``."""
+    handoff = sub.add_parser("handoff", help="the staff hand-off queue").add_subparsers(dest="handoff_cmd", required=True)
+    handoff.add_parser("list", help="conversations waiting for staff").set_defaults(func=cmd_handoff_list)
