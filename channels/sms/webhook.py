@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import re
 from typing import List
 
 from aiohttp import web
@@ -22,6 +21,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot.storage.audit import SYSTEM
 from bot.storage.crypto import phone_index
 from bot.core.phone import InvalidPhoneNumber, to_e164
+from bot.core.sms_text import split_for_sms
 from bot.safety.rules import redirect_reply
 from bot.conversation.pipeline import Inbound, RateLimited, RetryLater, clean_text
 from channels.gateway.rate_limit import RateLimiter
@@ -32,21 +32,6 @@ logger = logging.getLogger(__name__)
 
 INBOUND_PATH = "/sms/inbound"
 SIGNATURE_HEADER = "X-Twilio-Signature"
-MAX_SMS_CHARS = 1600  # the longest concatenated SMS carriers deliver
-
-
-def split_for_sms(text: str, limit: int = MAX_SMS_CHARS) -> List[str]:
-    """``text`` in parts of at most ``limit`` characters, cut after a sentence or a word."""
-    parts = []
-    rest = text.strip()
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max((m.end() for m in re.finditer(r"[.!?]\s", window)), default=0) or window.rfind(" ")
-        if cut <= limit // 2:  # no sensible boundary: cut hard rather than send a sliver
-            cut = limit
-        parts.append(rest[:cut].strip())
-        rest = rest[cut:].strip()
-    return parts + ([rest] if rest else [])
 
 
 def twiml(messages: List[str]) -> web.Response:

@@ -22,7 +22,7 @@ from bot.records.handoff import HandoffQueue
 from bot.core.office import Office
 from bot.records.staff_accounts import StaffAccounts, StaffMember
 from bot.records.staff_sessions import StaffSessions
-from channels.sms.webhook import split_for_sms
+from bot.core.sms_text import split_for_sms
 from channels.sms.sender import SendFailed
 from channels.staff.auth import (CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, apply_security_headers, clear_cookie,
                                  current_session, current_staff, new_login_token, route, set_cookie)
