@@ -19,7 +19,9 @@ from bot.config import Settings
 from bot.records.handoff import HandoffQueue
 from bot.records.staff_accounts import StaffAccounts
 from bot.records.staff_sessions import StaffSessions
-from channels.staff import model_views, nlu_views, views  # noqa: F401 - importing a views module declares its routes
+# importing a views module declares its routes
+from channels.staff import (conversation_views, model_views, nlu_views, queue_views,  # noqa: F401
+                            sign_in_views, staff_list_views, views)
 from channels.staff.auth import ROUTES, guard, security_headers
 from channels.staff.bot_history import BotHistory
 
