@@ -223,7 +223,7 @@ async def test_enormous_body_is_answered_detected_in_full_and_audited_in_full(ga
 
 
 async def test_long_replies_are_split_at_sentence_boundaries(gateway):
-    from channels.sms.webhook import split_for_sms
+    from bot.core.sms_text import split_for_sms
 
     sentence = "This is one sentence of a long answer. "
     parts = split_for_sms(sentence * 80)

@@ -17,7 +17,7 @@ import hmac
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple, Union
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -107,104 +107,143 @@ class GatewayInput(InputChannel):
             return response.json({"error": "unavailable", "reason": problem}, status=503)
         return None
 
+    def _posted(self, request: Request, field: str, kind: type) -> Union[HTTPResponse, Tuple[Dict, str, Any]]:
+        """A checked request's JSON body with its ``sender`` (a non-empty string) and ``field`` (a
+        ``kind``), or the answer refusing it: 403/503 (:meth:`_refusal`), 400 if either is missing."""
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        body = request.json if isinstance(request.json, dict) else {}
+        sender, value = body.get("sender"), body.get(field)
+        if not isinstance(sender, str) or not sender or not isinstance(value, kind):
+            return response.json({"error": f"sender and {field} are required"}, status=400)
+        return body, sender, value
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The channel's routes, under ``/webhooks/patientbot/``."""
         bp = Blueprint("patientbot_gateway", __name__)
         guard_all_handlers()  # again, for handlers the web server added since
 
         @bp.route("/health", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
-            if not self._authorised(request):
-                return response.json({"error": "forbidden"}, status=403)
-            problem = self._store_problem(request)
-            if problem:
-                return response.json({"status": "unavailable", "reason": problem}, status=503)
-            store = underlying_store(request.app.ctx.agent.tracker_store)
-            try:
-                store.red.ping()
-            except Exception as exc:  # noqa: BLE001 - any Redis failure means not healthy
-                return response.json({"status": "unavailable", "reason": f"redis: {exc.__class__.__name__}"}, status=503)
-            return response.json({"status": "ok", "tracker_store": store.__class__.__name__})
+            return await self._health(request)
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            refused = self._refusal(request)
-            if refused is not None:
-                return refused
-            body = request.json if isinstance(request.json, dict) else {}
-            sender, text = body.get("sender"), body.get("text")
-            if not isinstance(sender, str) or not sender or not isinstance(text, str):
-                return response.json({"error": "sender and text are required"}, status=400)
-            metadata = {"channel": str(body.get("channel", "")), "message_id": str(body.get("message_id", ""))}
-            if isinstance(body.get(RISK_KEY), (int, float)):  # the gateway's risk classifier, for the NLU's safety layer
-                metadata[RISK_KEY] = float(body[RISK_KEY])
-            collector = GatewayOutput()
-            try:
-                # A reply to the bot's clarifying question is the reading it picks (bot.core.clarify).
-                choice = await clarify_choice.resolve(request.app.ctx.agent, sender, text)
-                if choice is not None:
-                    text = "/" + choice.intent
-                await on_new_message(
-                    UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
-                )
-            except Exception as exc:  # noqa: BLE001 - report, never leak the text
-                logger.error("message processing failed for conversation %s: %s", sender, exc.__class__.__name__)
-                return response.json({"error": "processing_failed"}, status=500)
-            if choice is not None:
-                await capture_clarified(choice)  # the question's message, labelled by the patient
-            else:
-                await capture_latest_turn(request.app.ctx.agent, sender)  # the admins' review inbox
-            return response.json({"messages": collector.messages})
+            return await self._receive(request, on_new_message)
 
         @bp.route("/model", methods=["GET", "PUT"])
         async def model(request: Request) -> HTTPResponse:
-            """The model in use (GET) / load another one without downtime (PUT, body
-            ``{"model_file": PATH}`` as Rasa's model endpoint takes; channels.rasa_bridge.model_endpoint)."""
-            refused = self._refusal(request, check_store=False)
-            if refused is not None:
-                return refused
-            if request.method == "GET":
-                return await model_endpoint.current_model(request)
-            return await model_endpoint.load_model(request)
+            return await self._model(request)
 
         @bp.route("/transcript", methods=["GET"])
         async def transcript(request: Request) -> HTTPResponse:
-            """The conversation so far (user and bot texts), for the staff console."""
-            refused = self._refusal(request)
-            if refused is not None:
-                return refused
-            sender = request.args.get("sender", "")
-            if not sender:
-                return response.json({"error": "sender is required"}, status=400)
-            tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
-            return response.json({"messages": staff_transcript(tracker.events if tracker else [])})
+            return await self._transcript(request)
 
         @bp.route("/staff_messages", methods=["POST"])
         async def staff_messages(request: Request) -> HTTPResponse:
-            """Record what staff said during a hand-off as bot utterances, so the tracker stays
-            whole; like Rasa's append-events API, under the conversation's lock, with no
-            prediction run (Rasa's full HTTP API stays off)."""
-            refused = self._refusal(request)
-            if refused is not None:
-                return refused
-            body = request.json if isinstance(request.json, dict) else {}
-            sender, items = body.get("sender"), body.get("messages")
-            if not isinstance(sender, str) or not sender or not isinstance(items, list):
-                return response.json({"error": "sender and messages are required"}, status=400)
-            events = []
-            for item in items:
-                if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                    return response.json({"error": "each message needs a text"}, status=400)
-                events.append(BotUttered(item["text"], metadata={"author": str(item.get("author", "staff"))},
-                                         timestamp=float(item.get("timestamp") or time.time())))
-            agent = request.app.ctx.agent
-            async with agent.lock_store.lock(sender):
-                tracker = await agent.processor.fetch_tracker_with_initial_session(sender)
-                for event in events:
-                    tracker.update(event, agent.domain)
-                await agent.tracker_store.save(tracker)
-            return response.json({"recorded": len(events)})
+            return await self._staff_messages(request)
 
         return bp
+
+    async def _health(self, request: Request) -> HTTPResponse:
+        """Ready only with the model loaded, the encrypted tracker store in use and its Redis up."""
+        if not self._authorised(request):
+            return response.json({"error": "forbidden"}, status=403)
+        problem = self._store_problem(request)
+        if problem:
+            return response.json({"status": "unavailable", "reason": problem}, status=503)
+        store = underlying_store(request.app.ctx.agent.tracker_store)
+        try:
+            store.red.ping()
+        except Exception as exc:  # noqa: BLE001 - any Redis failure means not healthy
+            return response.json({"status": "unavailable", "reason": f"redis: {exc.__class__.__name__}"}, status=503)
+        return response.json({"status": "ok", "tracker_store": store.__class__.__name__})
+
+    async def _receive(self, request: Request,
+                       on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        """A patient's message: Rasa's replies, each with its PHI class."""
+        posted = self._posted(request, "text", str)
+        if isinstance(posted, HTTPResponse):
+            return posted
+        body, sender, text = posted
+        metadata = _metadata(body)
+        collector = GatewayOutput()
+        try:
+            # A reply to the bot's clarifying question is the reading it picks (bot.core.clarify).
+            choice = await clarify_choice.resolve(request.app.ctx.agent, sender, text)
+            if choice is not None:
+                text = "/" + choice.intent
+            await on_new_message(
+                UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
+            )
+        except Exception as exc:  # noqa: BLE001 - report, never leak the text
+            logger.error("message processing failed for conversation %s: %s", sender, exc.__class__.__name__)
+            return response.json({"error": "processing_failed"}, status=500)
+        if choice is not None:
+            await capture_clarified(choice)  # the question's message, labelled by the patient
+        else:
+            await capture_latest_turn(request.app.ctx.agent, sender)  # the admins' review inbox
+        return response.json({"messages": collector.messages})
+
+    async def _model(self, request: Request) -> HTTPResponse:
+        """The model in use (GET) / load another one without downtime (PUT, body
+        ``{"model_file": PATH}`` as Rasa's model endpoint takes; channels.rasa_bridge.model_endpoint)."""
+        refused = self._refusal(request, check_store=False)
+        if refused is not None:
+            return refused
+        if request.method == "GET":
+            return await model_endpoint.current_model(request)
+        return await model_endpoint.load_model(request)
+
+    async def _transcript(self, request: Request) -> HTTPResponse:
+        """The conversation so far (user and bot texts), for the staff console."""
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        sender = request.args.get("sender", "")
+        if not sender:
+            return response.json({"error": "sender is required"}, status=400)
+        tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
+        return response.json({"messages": staff_transcript(tracker.events if tracker else [])})
+
+    async def _staff_messages(self, request: Request) -> HTTPResponse:
+        """Record what staff said during a hand-off as bot utterances, so the tracker stays
+        whole; like Rasa's append-events API, under the conversation's lock, with no
+        prediction run (Rasa's full HTTP API stays off)."""
+        posted = self._posted(request, "messages", list)
+        if isinstance(posted, HTTPResponse):
+            return posted
+        _, sender, items = posted
+        events = _staff_events(items)
+        if events is None:
+            return response.json({"error": "each message needs a text"}, status=400)
+        agent = request.app.ctx.agent
+        async with agent.lock_store.lock(sender):
+            tracker = await agent.processor.fetch_tracker_with_initial_session(sender)
+            for event in events:
+                tracker.update(event, agent.domain)
+            await agent.tracker_store.save(tracker)
+        return response.json({"recorded": len(events)})
+
+
+def _metadata(body: Dict[str, Any]) -> Dict[str, Any]:
+    """What Rasa keeps of a gateway message besides its text: channel, message id, risk score."""
+    metadata = {"channel": str(body.get("channel", "")), "message_id": str(body.get("message_id", ""))}
+    if isinstance(body.get(RISK_KEY), (int, float)):  # the gateway's risk classifier, for the NLU's safety layer
+        metadata[RISK_KEY] = float(body[RISK_KEY])
+    return metadata
+
+
+def _staff_events(items: List[Any]) -> Optional[List[BotUttered]]:
+    """Staff messages (``{"text", "author", "timestamp"}``) as bot utterances; None if one has no text."""
+    events = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            return None
+        events.append(BotUttered(item["text"], metadata={"author": str(item.get("author", "staff"))},
+                                 timestamp=float(item.get("timestamp") or time.time())))
+    return events
 
 
 def staff_transcript(events: List[Any], limit: int = 200) -> List[Dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import re
 from typing import List
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from bot.storage.audit import SYSTEM
 from bot.storage.crypto import phone_index
 from bot.core.phone import InvalidPhoneNumber, to_e164
 from bot.conversation.inbound import Inbound, RateLimited, RetryLater, clean_text
+from bot.core.sms_text import split_for_sms
 from bot.services import Services
 from channels.gateway.app_keys import PIPELINE, SERVICES, SETTINGS, SMS_SENDER
 from channels.gateway.rate_limit import RateLimiter
@@ -33,23 +33,6 @@ logger = logging.getLogger(__name__)
 
 INBOUND_PATH = "/sms/inbound"
 SIGNATURE_HEADER = "X-Twilio-Signature"
-MAX_SMS_CHARS = 1600  # the longest concatenated SMS carriers deliver
-
-
-def split_for_sms(text: str, limit: int = MAX_SMS_CHARS) -> List[str]:
-    """``text`` in parts of at most ``limit`` characters, cut after a sentence or a word."""
-    parts = []
-    rest = text.strip()
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max((m.end() for m in re.finditer(r"[.!?]\s", window)), default=0) or window.rfind(" ")
-        if cut <= limit // 2:  # no sensible boundary: cut hard rather than send a sliver
-            cut = limit
-        parts.append(rest[:cut].strip())
-        rest = rest[cut:].strip()
-    return parts + ([rest] if rest else [])
-
-
 def twiml(messages: List[str]) -> web.Response:
     response = MessagingResponse()
     for text in messages:

@@ -5,7 +5,8 @@ open a conversation (the bot's transcript and the hand-off log, decrypted for th
 as a PHI view), claim it (one owner at a time), reply by text through the outbound gate, add
 internal notes and hand it back to the bot. Admins also see the staff list, the review
 inbox and the Model page (train, evaluate, roll out). Access rules:
-:mod:`channels.staff.auth`; pages and actions: :mod:`channels.staff.views`.
+:mod:`channels.staff.auth`; what every page shares: :mod:`channels.staff.views`; the pages: one
+``*_views`` module each.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from aiohttp import web
 
 from bot.config import Settings
 from channels.gateway.app_keys import HTTP, SERVICES
-from channels.staff import model_views, nlu_views, views  # noqa: F401 - importing a views module declares its routes
+# importing a views module declares its routes
+from channels.staff import (conversation_views, model_views, nlu_views, queue_views,  # noqa: F401
+                            sign_in_views, staff_list_views, views)
 from channels.staff.app_keys import STAFF_SERVICES, STAFF_TEMPLATES, StaffServices
 from channels.staff.auth import ROUTES, guard, security_headers
 from channels.staff.bot_history import BotHistory

@@ -65,24 +65,29 @@ def route(method: str, path: str, role: Optional[str], kind: str = "page", touch
 
 
 def current_staff(request: web.Request) -> StaffMember:
+    """The signed-in staff member (set by :func:`guard`)."""
     return request["staff"]
 
 
 def current_session(request: web.Request) -> Session:
+    """The staff member's session (set by :func:`guard`)."""
     return request["session"]
 
 
 def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str,
                max_age: Optional[int] = None) -> None:
+    """Set a console cookie: HTTP-only, same-site strict, scoped to ``/staff/``."""
     response.set_cookie(name, value, path=COOKIE_PATH, httponly=True, samesite="Strict", max_age=max_age,
                         secure=request.config_dict[SETTINGS].staff_cookie_secure)
 
 
 def clear_cookie(response: web.StreamResponse, name: str) -> None:
+    """Remove a console cookie."""
     response.del_cookie(name, path=COOKIE_PATH)
 
 
 def apply_security_headers(response: web.StreamResponse) -> None:
+    """No framing, no inline code, no referrer, never cached."""
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -96,6 +101,7 @@ def apply_security_headers(response: web.StreamResponse) -> None:
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The security headers on every console response, errors included."""
     if not request.path.startswith(COOKIE_PATH):
         return await handler(request)
     try:
@@ -159,4 +165,5 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def new_login_token() -> str:
+    """A fresh CSRF token for the sign-in form."""
     return secrets.token_urlsafe(32)

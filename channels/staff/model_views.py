@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from bot.nlu.jobs import TERMINAL, JobRunner, JobStore, rollback_steps, rollout_steps, training_steps
 from bot.nlu.models import ModelRegistry, gate, running_models
 from bot.nlu.training import file_sha256, model_path
 from bot.ops.stack import low_priority, rasa_urls
-from channels.staff.auth import current_session, current_staff, route
-from channels.staff.views import _flash, _render, _services
+from channels.staff.auth import current_staff, route
+from channels.staff.views import Done, form_action, page_flash, render, set_flash, staff_services
 from channels.gateway.app_keys import SERVICES, SETTINGS
 from channels.staff.app_keys import MODEL_JOBS
 
@@ -119,7 +120,7 @@ async def _job(request: web.Request) -> Dict:
     job = await request.app[MODEL_JOBS].store.state()
     names = {}
     if job.get("actor", "").startswith("staff:"):
-        member = await _services(request).accounts.get(job["actor"][len("staff:"):])
+        member = await staff_services(request).accounts.get(job["actor"][len("staff:"):])
         if member is not None:
             names[member.actor] = member.username
     return _job_view(job, names)
@@ -127,15 +128,17 @@ async def _job(request: web.Request) -> Dict:
 
 @route("GET", "/admin/model", "admin")
 async def model_page(request: web.Request) -> web.Response:
+    """The Model page: what is live, the candidate's figures, the running job."""
     cfg = request.config_dict[SETTINGS]
     overview = await asyncio.get_running_loop().run_in_executor(None, _overview, cfg)
-    flash = await _services(request).sessions.pop_flash(current_session(request))
-    return _render(request, "model.html", flash=flash, job=await _job(request), folds=FOLDS,
+    flash = await page_flash(request)
+    return render(request, "model.html", flash=flash, job=await _job(request), folds=FOLDS,
                    margin=cfg.rollout_margin, **overview)
 
 
 @route("GET", "/api/model/job", "admin", kind="api", touch=False)
 async def job_api(request: web.Request) -> web.Response:
+    """The running (or last) job, for the page's live progress."""
     return web.json_response(await _job(request))
 
 
@@ -151,11 +154,11 @@ async def report(request: web.Request) -> web.StreamResponse:
     path = cfg.evaluation_dir / "report.md"
     text = path.read_text(encoding="utf-8") if path.is_file() else None
     figures = [f for f in FIGURES if (cfg.evaluation_dir / f).is_file()]
-    return _render(request, "model_report.html", report=text, figures=figures)
+    return render(request, "model_report.html", report=text, figures=figures)
 
 
 async def _start(request: web.Request, kind: str, steps, details: Dict[str, str]) -> bool:
-    services = _services(request)
+    services = staff_services(request)
     me = current_staff(request)
 
     async def finished(state: Dict) -> None:
@@ -166,53 +169,62 @@ async def _start(request: web.Request, kind: str, steps, details: Dict[str, str]
     await services.audit.record(me.actor, "model_job_started", kind, "ok" if job_id else "busy",
                                 {"job": job_id or "", **details})
     if job_id is None:
-        await _flash(request, "Another training, evaluation or rollout is running; wait for it to finish.")
+        await set_flash(request, "Another training, evaluation or rollout is running; wait for it to finish.")
     return job_id is not None
 
 
 @route("POST", "/admin/model/train", "admin")
 async def train(request: web.Request) -> web.Response:
+    """Train a candidate and evaluate it against the live model (with the chosen cross-validation folds)."""
     cfg = request.config_dict[SETTINGS]
-    form = await request.post()
-    folds = str(form.get("folds", ""))
-    if folds not in {str(n) for n in FOLDS}:
-        await _flash(request, "Choose the number of cross-validation folds.")
-    elif await _start(request, "train", training_steps(cfg, int(folds), stories=form.get("stories") == "on"),
-                      {"cv_folds": folds}):
-        await _flash(request, "Training started. This page shows its progress.")
-    raise web.HTTPSeeOther(MODEL_PAGE)
+
+    async def work(form: MultiDictProxy) -> Done:
+        folds = str(form.get("folds", ""))
+        if folds not in {str(n) for n in FOLDS}:
+            return Done("Choose the number of cross-validation folds.")
+        if await _start(request, "train", training_steps(cfg, int(folds), stories=form.get("stories") == "on"),
+                        {"cv_folds": folds}):
+            return Done("Training started. This page shows its progress.")
+        return Done()  # _start said why not
+
+    await form_action(request, MODEL_PAGE, work)
 
 
 @route("POST", "/admin/model/rollout", "admin")
 async def rollout(request: web.Request) -> web.Response:
+    """Roll out the evaluated candidate the page showed."""
     cfg = request.config_dict[SETTINGS]
-    seen = str((await request.post()).get("candidate", ""))
-    evaluation = await asyncio.get_running_loop().run_in_executor(None, _evaluation, cfg)
-    if not seen or evaluation is None or not evaluation["candidate_current"] \
-            or evaluation["candidate"]["sha256"] != seen:
-        await _services(request).audit.record(current_staff(request).actor, "model_rollout_requested", "",
-                                              "refused", {"reason": "not the evaluated candidate"})
-        await _flash(request, "The candidate changed since this page was loaded (or has no evaluation); "
-                              "nothing was rolled out. Check the figures below and try again.")
-    elif await _start(request, "rollout", rollout_steps(cfg), {"candidate_sha256": seen}):
-        await _services(request).audit.record(current_staff(request).actor, "model_rollout_requested", "", "ok",
-                                              {"candidate_sha256": seen})
-        await _flash(request, "Rollout started: the gate compares the figures, then Rasa loads the model.")
-    raise web.HTTPSeeOther(MODEL_PAGE)
+
+    async def work(form: MultiDictProxy) -> Done:
+        seen = str(form.get("candidate", ""))
+        evaluation = await asyncio.get_running_loop().run_in_executor(None, _evaluation, cfg)
+        if not seen or evaluation is None or not evaluation["candidate_current"] \
+                or evaluation["candidate"]["sha256"] != seen:
+            return Done("The candidate changed since this page was loaded (or has no evaluation); "
+                        "nothing was rolled out. Check the figures below and try again.",
+                        "refused", {"reason": "not the evaluated candidate"})
+        if await _start(request, "rollout", rollout_steps(cfg), {"candidate_sha256": seen}):
+            return Done("Rollout started: the gate compares the figures, then Rasa loads the model.",
+                        "ok", {"candidate_sha256": seen})
+        return Done()  # _start said why not
+
+    await form_action(request, MODEL_PAGE, work, "model_rollout_requested")
 
 
 @route("POST", "/admin/model/rollback", "admin")
 async def rollback(request: web.Request) -> web.Response:
+    """Roll back to the previous deployment the page showed."""
     cfg = request.config_dict[SETTINGS]
-    seen = str((await request.post()).get("to", ""))
-    previous = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: ModelRegistry(cfg.model_path.parent).previous())
-    if not seen or previous is None or previous["sha256"] != seen:
-        await _services(request).audit.record(current_staff(request).actor, "model_rollback_requested", "",
-                                              "refused", {"reason": "not the deployment shown"})
-        await _flash(request, "The deployment history changed since this page was loaded; nothing was rolled back.")
-    elif await _start(request, "rollback", rollback_steps(cfg), {"to_sha256": seen}):
-        await _services(request).audit.record(current_staff(request).actor, "model_rollback_requested", "", "ok",
-                                              {"to_sha256": seen})
-        await _flash(request, f"Rolling back to {previous['model']}.")
-    raise web.HTTPSeeOther(MODEL_PAGE)
+
+    async def work(form: MultiDictProxy) -> Done:
+        seen = str(form.get("to", ""))
+        previous = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ModelRegistry(cfg.model_path.parent).previous())
+        if not seen or previous is None or previous["sha256"] != seen:
+            return Done("The deployment history changed since this page was loaded; nothing was rolled back.",
+                        "refused", {"reason": "not the deployment shown"})
+        if await _start(request, "rollback", rollback_steps(cfg), {"to_sha256": seen}):
+            return Done(f"Rolling back to {previous['model']}.", "ok", {"to_sha256": seen})
+        return Done()  # _start said why not
+
+    await form_action(request, MODEL_PAGE, work, "model_rollback_requested")
