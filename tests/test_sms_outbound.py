@@ -16,7 +16,7 @@ from bot.storage.crypto import keyring, conversation_id, phone_index
 from bot.records.outbound import OutboundGate, in_quiet_hours
 from bot.core.phone import local_timezone
 from channels.gateway.app import create_app
-from channels.sms.sender import SendFailed
+from bot.records.outbound import SendFailed
 from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
 from channels.gateway.app_keys import PIPELINE, SMS_SENDER
 

@@ -32,6 +32,16 @@ QUIET_START, QUIET_END = time(21, 0), time(8, 0)
 BOT_INITIATED = ("reminder", "bot")
 
 
+class SendFailed(Exception):
+    """The provider did not take the message (after retries, or refused it outright): what a
+    sender (channels/sms/sender.py) raises, and what the console tells staff."""
+
+    def __init__(self, reason: str, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool

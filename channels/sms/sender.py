@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from bot.storage.audit import SYSTEM, AuditLog
 from bot.config import Settings
+from bot.records.outbound import SendFailed
 from bot.storage.crypto import KeyRing
 
 logger = logging.getLogger(__name__)
@@ -30,15 +31,6 @@ logger = logging.getLogger(__name__)
 STATUS_PATH = "/sms/status"
 DELIVERY_STATUSES = ("queued", "accepted", "sending", "sent", "delivered", "undelivered", "failed", "read")
 RECORD_TTL_SECONDS = 30 * 24 * 3600
-
-
-class SendFailed(Exception):
-    """The provider did not take the message (after retries, or refused it outright)."""
-
-    def __init__(self, reason: str, retryable: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from bot.core.sms_text import split_for_sms
 from bot.services import Services
 from channels.gateway.app_keys import PIPELINE, SERVICES, SETTINGS, SMS_SENDER
 from channels.gateway.rate_limit import RateLimiter
-from channels.sms.sender import STATUS_PATH, SendFailed, SmsSender
+from bot.records.outbound import SendFailed
+from channels.sms.sender import STATUS_PATH, SmsSender
 from channels.sms.signature import is_valid_signature
 
 logger = logging.getLogger(__name__)

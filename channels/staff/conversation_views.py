@@ -12,9 +12,9 @@ from multidict import MultiDictProxy
 
 from bot.core.office import Office
 from bot.core.sms_text import split_for_sms
+from bot.records.outbound import SendFailed
 from bot.records.staff_accounts import StaffMember
 from bot.storage.crypto import phone_index_from_conversation
-from channels.sms.sender import SendFailed
 from channels.staff.auth import current_staff, route
 from channels.staff.queue_views import REASON_LABELS, age_seconds
 from channels.staff.views import (Done, back_to, conversation_action, conversation_of, form_text, local_time,
