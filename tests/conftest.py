@@ -35,6 +35,29 @@ def purge(client: redis.Redis, prefix: str) -> None:
         client.delete(*keys)
 
 
+def redis_dump(prefix: str) -> bytes:
+    """Every key and value under ``prefix`` as stored, one per line, to search for plain text;
+    a key of a type this does not read shows as "unexpected type"."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    out = []
+    for key in client.scan_iter(match=f"{prefix}*"):
+        out.append(key)
+        kind = client.type(key)
+        if kind == b"string":
+            out.append(client.get(key))
+        elif kind == b"set":
+            out.extend(client.smembers(key))
+        elif kind == b"zset":
+            out.extend(client.zrange(key, 0, -1))
+        elif kind == b"hash":
+            out += [b for kv in client.hgetall(key).items() for b in kv]
+        elif kind == b"stream":
+            out += [b for entry_id, fields in client.xrange(key) for b in (entry_id, *fields.keys(), *fields.values())]
+        else:
+            out.append(f"unexpected type {kind!r}".encode())
+    return b"\n".join(out)
+
+
 @pytest.fixture(scope="session")
 def redis_sync() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(TEST_REDIS_URL)

@@ -24,7 +24,7 @@ from bot.records.handoff import HandoffQueue
 from bot.core.office import load_office
 from bot.ops.stack import Stack
 from bot.nlu.training import model_path, rasa_bin
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, redis_dump
 from tests.stack_helpers import DEMO_NUMBER, free_port, signed_sms, text, whole_stack  # noqa: F401 - re-exported
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -245,26 +245,7 @@ def test_nothing_readable_in_redis_or_logs(stack):
     text(stack, "my dob is 01/01/1980 and my name is Alex Demopatient")
     needles = ["5550100101", "555-010-0101", "Alex", "Demopatient", "1980-01-01", "01/01/1980",
                "when is my appointment", "what are your hours", "Annual physical", "Routine check-up"]
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    dump = []
-    for key in client.scan_iter(match=f"{stack.cfg.redis_prefix}*"):
-        dump.append(key)
-        kind = client.type(key)
-        if kind == b"string":
-            dump.append(client.get(key))
-        elif kind == b"set":
-            dump.extend(client.smembers(key))
-        elif kind == b"zset":
-            dump.extend(client.zrange(key, 0, -1))
-        elif kind == b"hash":
-            for k, v in client.hgetall(key).items():
-                dump += [k, v]
-        elif kind == b"stream":
-            for entry_id, fields in client.xrange(key):
-                dump += [entry_id, *fields.keys(), *fields.values()]
-        else:
-            dump.append(f"unexpected type {kind!r}")
-    blob = b"\n".join(d if isinstance(d, bytes) else str(d).encode() for d in dump).decode("utf-8", "replace")
+    blob = redis_dump(stack.cfg.redis_prefix).decode("utf-8", "replace")
     assert any(k.startswith(f"{stack.cfg.redis_prefix}tracker:") for k in blob.splitlines())
     assert f"{stack.cfg.redis_prefix}audit" in blob and "unexpected type" not in blob
     logs = "\n".join(stack.log_file(n).read_text(errors="replace") for n in ("actions", "rasa", "gateway"))

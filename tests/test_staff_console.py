@@ -21,7 +21,7 @@ from bot.records.handoff import HandoffQueue
 from bot.records.staff_accounts import StaffAccounts, current_code
 from channels.gateway.app import create_app
 from channels.staff.auth import CSP, LOGIN_COOKIE, ROUTES, SESSION_COOKIE
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, redis_dump
 from tests.gateway_helpers import SENDER, messages, post, sms
 from tests.test_sms_outbound import stack  # noqa: F401 - the gateway + stand-in Rasa + provider stand-in
 
@@ -112,26 +112,6 @@ async def _escalate(console, text=PATIENT_TEXT, sid="SM" + "e" * 32):
 async def _audit(console):
     cfg = console["stack"][3]
     return await AuditLog(console["rc"], console["keys"], cfg.redis_prefix).events()
-
-
-def _redis_blob(prefix: str) -> bytes:
-    """Every key and value under ``prefix``, as stored."""
-    raw = redis.Redis.from_url(TEST_REDIS_URL)
-    out = []
-    for key in raw.scan_iter(match=f"{prefix}*"):
-        out.append(key)
-        kind = raw.type(key)
-        if kind == b"string":
-            out.append(raw.get(key))
-        elif kind == b"hash":
-            out += [b for kv in raw.hgetall(key).items() for b in kv]
-        elif kind == b"set":
-            out += list(raw.smembers(key))
-        elif kind == b"zset":
-            out += raw.zrange(key, 0, -1)
-        elif kind == b"stream":
-            out += [b for _, fields in raw.xrange(key) for kv in fields.items() for b in kv]
-    return b"\n".join(out)
 
 
 # -- every route x {no session, agent, admin} --------------------------------------------------------
@@ -356,7 +336,7 @@ async def test_claim_reply_note_and_resolve(console):
     assert [i["text"] for i in newer["items"]] == ["ok thanks, mornings are best"]
 
     # Nothing readable in Redis: not the reply, the note, the patient's words or the number.
-    blob = _redis_blob(cfg.redis_prefix)
+    blob = redis_dump(cfg.redis_prefix)
     for needle in (reply, note, PATIENT_TEXT, "mornings", SENDER, SENDER[2:]):
         assert needle.encode() not in blob, needle
 

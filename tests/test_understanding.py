@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import NLU_THRESHOLDS_FILE
 from bot.core import clarify
 
 from bot.nlu import blind as nlu_blind
@@ -51,7 +52,7 @@ def blind_parsed(trained_model):
 
 
 def test_understanding_on_the_independent_set_holds_its_floor(blind_parsed):
-    s = summarise(blind_parsed, clarify.thresholds())
+    s = summarise(blind_parsed, clarify.thresholds(NLU_THRESHOLDS_FILE))
     figures = f"on topic {s.rate('on_topic'):.1%} (+{s.rate('clarified'):.1%} clarified), " \
               f"fallback {s.rate('fallback'):.1%}, wrong {s.rate('wrong'):.1%}"
     assert s.rate("on_topic") >= FLOOR_ON_TOPIC, figures
@@ -65,7 +66,7 @@ def test_the_replay_matches_what_the_model_decided(blind_parsed):
     agree with the intent the running pipeline gave (config.yml's thresholds)."""
     from bot.nlu.outcomes import nlu_decision
 
-    t = clarify.thresholds()
+    t = clarify.thresholds(NLU_THRESHOLDS_FILE)
     disagree = [p.text for p in blind_parsed if p.gateway is None and p.final != "emergency"
                 and nlu_decision(p, t)[0] != p.final]
     assert len(disagree) <= 0.01 * len(blind_parsed), disagree
