@@ -16,7 +16,6 @@ DEMO_BUNDLE = ROOT / "data" / "demo" / "synthetic_bundle.json"
 async def _import(path: Path, source: str, shift_to_tomorrow: bool = False) -> dict:
     """Validate the bundle at ``path``, then store it; returns the counts imported."""
     from bot.config import settings
-    from bot.records.appointments import AppointmentStore
     from bot.records.fhir import load_bundle_file
 
     bundle = load_bundle_file(path, settings().default_region)
@@ -27,7 +26,7 @@ async def _import(path: Path, source: str, shift_to_tomorrow: bool = False) -> d
             appt.start += timedelta(days=days)
             appt.end = appt.end + timedelta(days=days) if appt.end else None
     async with redis_session() as s:
-        return await AppointmentStore(s.client, s.keys, s.prefix).import_bundle(bundle, source)
+        return await s.services.appointments.import_bundle(bundle, source)
 
 
 def cmd_import_fhir(args: argparse.Namespace) -> int:

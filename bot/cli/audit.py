@@ -18,10 +18,8 @@ from bot.cli.common import fail, output, phone_number, redis_session
 
 async def _with_audit(fn):
     """``fn(log, session)`` with the audit log of a Redis session."""
-    from bot.storage.audit import AuditLog
-
     async with redis_session() as s:
-        return await fn(AuditLog(s.client, s.keys, s.prefix), s)
+        return await fn(s.services.audit, s)
 
 
 def cmd_audit_head(args: argparse.Namespace) -> int:

@@ -8,9 +8,12 @@ import os
 import re
 import sys
 from contextlib import asynccontextmanager, contextmanager
-from typing import IO, Any, AsyncIterator, Iterator, NamedTuple, Optional
+from typing import IO, TYPE_CHECKING, Any, AsyncIterator, Iterator, NamedTuple, Optional
 
 from bot.config import Settings, settings
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 
 def cli_actor() -> str:
@@ -60,11 +63,22 @@ def output(path: Optional[str], newline: Optional[str] = None) -> Iterator[IO[st
 
 
 class Session(NamedTuple):
-    """An open Redis client, the data key ring and the settings, for one command."""
+    """One command's services (bot.services: the stores on one Redis client, the key ring,
+    the settings), and an audit call that records as the CLI actor."""
 
-    client: Any
-    keys: Any
-    cfg: Settings
+    services: "Services"
+
+    @property
+    def client(self) -> Any:
+        return self.services.redis
+
+    @property
+    def keys(self) -> Any:
+        return self.services.keys
+
+    @property
+    def cfg(self) -> Settings:
+        return self.services.cfg
 
     @property
     def prefix(self) -> str:
@@ -73,25 +87,20 @@ class Session(NamedTuple):
     async def audit(self, action: str, subject: str = "", outcome: str = "ok", details: Optional[dict] = None,
                     actor: Optional[str] = None) -> None:
         """Record ``action`` in the audit log, as the CLI actor unless ``actor`` is given."""
-        from bot.storage.audit import AuditLog
-
-        await AuditLog(self.client, self.keys, self.prefix).record(actor or cli_actor(), action, subject, outcome,
-                                                                   details or {})
+        await self.services.audit.record(actor or cli_actor(), action, subject, outcome, details or {})
 
 
 @asynccontextmanager
-async def redis_session(with_keys: bool = True) -> AsyncIterator[Session]:
-    """Redis from the settings, with the key ring (unless ``with_keys`` is false: data that is
-    not encrypted needs no key); the client is closed on the way out."""
-    from bot.storage.crypto import keyring
-    from bot.storage.redis_client import async_redis
+async def redis_session() -> AsyncIterator[Session]:
+    """The services from the settings (the composition root, bot.services); the Redis client
+    is closed on the way out. The key ring loads its data keys only when first used."""
+    from bot.services import build_services
 
-    cfg = settings()
-    client = async_redis(cfg)
+    services = build_services(settings())
     try:
-        yield Session(client, keyring(cfg) if with_keys else None, cfg)
+        yield Session(services)
     finally:
-        await client.close()
+        await services.close()
 
 
 def audited(action: str, subject: str = "", outcome: str = "ok", details: Optional[dict] = None,

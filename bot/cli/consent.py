@@ -19,10 +19,8 @@ from bot.cli.common import fail, number_index, output, redis_session
 
 async def _with_registry(fn):
     """``fn(registry, session)`` with the consent registry of a Redis session."""
-    from bot.records.consent import ConsentRegistry
-
     async with redis_session() as s:
-        return await fn(ConsentRegistry(s.client, s.keys, s.prefix), s)
+        return await fn(s.services.consent, s)
 
 
 def _state_line(idx: str, state) -> str:

@@ -86,11 +86,10 @@ def cmd_keys_rewrap(args: argparse.Namespace) -> int:
 # -- retention --------------------------------------------------------------------------------
 async def _with_retention(fn):
     """``fn(retention, session)`` with the retention policy of a Redis session."""
-    from bot.storage.audit import AuditLog
     from bot.storage.retention import Retention, policy_from
 
     async with redis_session() as s:
-        audit = AuditLog(s.client, s.keys, s.prefix)
+        audit = s.services.audit
         return await fn(Retention(s.client, s.keys, s.prefix, policy_from(s.cfg), audit), s)
 
 

@@ -8,11 +8,9 @@ from bot.cli.common import redis_session
 
 
 def cmd_handoff_list(args: argparse.Namespace) -> int:
-    from bot.records.handoff import HandoffQueue
-
     async def waiting():
-        async with redis_session(with_keys=False) as s:
-            return await HandoffQueue(s.client, None, s.prefix).waiting()
+        async with redis_session() as s:
+            return await s.services.handoff.waiting()
 
     entries = asyncio.run(waiting())
     if not entries:

@@ -10,7 +10,6 @@ from bot.cli.common import fail, phone_number, redis_session
 
 def cmd_identity_unlock(args: argparse.Namespace) -> int:
     """Staff lift a verification lock-out (after checking the caller's identity by phone)."""
-    from bot.records.identity import IdentityRegistry
     from bot.storage.crypto import conversation_id
 
     number = phone_number(args.number)
@@ -20,7 +19,7 @@ def cmd_identity_unlock(args: argparse.Namespace) -> int:
     async def unlock():
         async with redis_session() as s:
             conv = conversation_id(s.keys, "sms", number)
-            await IdentityRegistry(s.client, s.keys, s.prefix).staff_unlock(conv)
+            await s.services.identity.staff_unlock(conv)
             await s.audit("verification_unlocked", conv)
             return conv
 

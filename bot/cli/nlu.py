@@ -26,11 +26,10 @@ from bot.cli.common import cli_actor, fail, redis_session
 async def _session(fn):
     """Run ``fn(inbox, scrubber, audit)`` with the inbox, a scrubber that knows the patients'
     names, and an audit function bound to the CLI actor."""
-    from bot.nlu.inbox import ReviewInbox
     from bot.nlu.scrub import scrubber_for
 
     async with redis_session() as s:
-        inbox = ReviewInbox(s.client, s.keys, s.prefix, s.cfg.nlu_inbox_days)
+        inbox = s.services.review_inbox
         scrubber = await scrubber_for(s.client, s.keys, s.prefix, s.cfg.default_region)
 
         async def audit(action: str, subject: str, outcome: str = "ok", **details) -> None:

@@ -23,15 +23,8 @@ T = TypeVar("T")
 
 async def _with_accounts(fn: Callable[..., Awaitable[T]]) -> T:
     """``fn(accounts, sessions, session)`` with the staff accounts and sessions of a Redis session."""
-    from bot.records.staff_accounts import StaffAccounts
-    from bot.records.staff_sessions import StaffSessions
-
     async with redis_session() as s:
-        cfg = s.cfg
-        accounts = StaffAccounts(s.client, s.keys, s.prefix, cfg.staff_login_max_failures,
-                                 cfg.staff_lockout_minutes, cfg.staff_totp_issuer)
-        sessions = StaffSessions(s.client, s.prefix, cfg.staff_session_idle_minutes, cfg.staff_session_max_hours)
-        return await fn(accounts, sessions, s)
+        return await fn(s.services.staff_accounts, s.services.staff_sessions, s)
 
 
 def _password(args: argparse.Namespace):
