@@ -43,6 +43,8 @@ def test_no_import_cycle(project):
 ONE_WAY_RULES = [
     "bot.core imports nothing of the project outside bot.core",
     "bot.safety imports only bot.core, bot.safety and bot.config",
+    "bot.records and bot.storage import nothing of the layers above them",
+    "bot.conversation and bot.nlu import nothing of bot.cli and bot.ops",
     "bot/ imports nothing of channels/ (except bot.cli and bot.ops)",
     "actions/ imports nothing of channels/",
     "channels.rasa_bridge (inside Rasa) imports nothing of the gateway's channels",
