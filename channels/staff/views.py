@@ -1,6 +1,7 @@
 """What every console page and action shares: the services (built at start-up,
 :mod:`channels.staff.app_keys`), page rendering, flash messages and the form-action helper.
-The pages themselves are declared by the modules named for them: :mod:`channels.staff.sign_in_views`, :mod:`channels.staff.queue_views`,
+The pages themselves are declared by the modules named for them:
+:mod:`channels.staff.sign_in_views`, :mod:`channels.staff.queue_views`,
 :mod:`channels.staff.conversation_views`, :mod:`channels.staff.staff_list_views`,
 :mod:`channels.staff.nlu_views` and :mod:`channels.staff.model_views`.
 
