@@ -23,10 +23,10 @@ import redis
 from bot.config import ROOT
 from bot.nlu.jobs import TERMINAL, JobRunner, JobStore, Step, parse_line
 from bot.nlu.models import ModelRegistry
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, redis_dump
 from tests.test_e2e import _free_port
 from tests.test_sms_outbound import stack  # noqa: F401 - the gateway + stand-in Rasa + provider stand-in
-from tests.test_staff_console import _audit, _plain_http_cookies, _redis_blob, console  # noqa: F401 - fixtures
+from tests.test_staff_console import _audit, _plain_http_cookies, console  # noqa: F401 - fixtures
 from channels.staff.app_keys import MODEL_JOBS
 
 PHONE = "555-010-0142"  # synthetic
@@ -128,7 +128,7 @@ async def test_runner_publishes_stage_progress_and_safe_lines_only(rc, prefix, t
     assert finished and finished[0]["stage"] == "done"
     assert PHONE in (tmp_path / "job.log").read_text()  # the full output is in the log file only
     assert (tmp_path / "job.log").stat().st_mode & 0o077 == 0
-    assert PHONE.encode() not in _redis_blob(prefix)
+    assert PHONE.encode() not in redis_dump(prefix)
 
 
 async def test_one_job_at_a_time_and_a_failing_step_ends_it(rc, prefix, tmp_path):
@@ -245,7 +245,7 @@ async def test_training_refused_for_a_phone_number_in_the_data(console, project)
     events = {(e.action, e.outcome): e.actor for e in await _audit(console)}
     assert events[("model_training_refused", "refused")] == ada  # audited by the command, as the admin
     assert events[("model_job_finished", "refused")] == ada
-    assert PHONE.encode() not in _redis_blob(console["stack"][3].redis_prefix)
+    assert PHONE.encode() not in redis_dump(console["stack"][3].redis_prefix)
     assert not (project.parent / "models" / "candidate" / "patientbot.tar.gz").exists()
 
 
