@@ -162,33 +162,27 @@ def train_if_needed(models_dir: Optional[Path] = None, quiet: bool = False) -> O
 
 
 # -- the operator's command -------------------------------------------------------------------
-async def _in_redis(fn):
-    """``fn(client, keys, settings)`` with Redis from the settings opened and closed around it."""
-    from bot.config import settings
-    from bot.storage.crypto import keyring
-    from bot.storage.redis_client import async_redis
+async def _with_services(fn):
+    """``fn(services)`` with the services from the settings (bot.services), closed after."""
+    from bot.services import build_services
 
-    cfg = settings()
-    client = async_redis(cfg)
+    services = build_services()
     try:
-        return await fn(client, keyring(cfg), cfg)
+        return await fn(services)
     finally:
-        await client.close()
+        await services.close()
 
 
 def _audit(actor: str, action: str, outcome: str, details: dict) -> None:
-    from bot.storage.audit import AuditLog
-
-    asyncio.run(_in_redis(lambda client, keys, cfg: AuditLog(client, keys, cfg.redis_prefix).record(
-        actor, action, "", outcome, details)))
+    asyncio.run(_with_services(lambda s: s.audit.record(actor, action, "", outcome, details)))
 
 
 def _scrubber():
     """The PHI scrubber, knowing the names of the office's patients (from Redis)."""
     from bot.nlu.scrub import scrubber_for
 
-    return asyncio.run(_in_redis(lambda client, keys, cfg: scrubber_for(client, keys, cfg.redis_prefix,
-                                                                       cfg.default_region)))
+    return asyncio.run(_with_services(lambda s: scrubber_for(s.redis, s.keys, s.cfg.redis_prefix,
+                                                             s.cfg.default_region)))
 
 
 def train_command(project: Path, models_dir: Path, *, actor: str, force: bool = False, quiet: bool = False) -> int:
