@@ -2,9 +2,10 @@
 Redis client, with one argument order.
 
 The gateway (channels/gateway/app.py), the action server (actions/common.py), the staff console
-(channels/staff) and the CLI (bot/cli) take their services from :func:`build_services`; nothing
-else constructs a store. One audit writer per process: the stores that audit share it, so their
-appends share its round trips.
+(channels/staff) and the CLI (bot/cli) take their services from :func:`build_services`. A few
+records still build the stores they use inside themselves (the reminder replies, retention, the
+SMS sender's audit log, the NLU capture inside Rasa). One audit writer per process: the stores
+built here that audit share it, so their appends share its round trips.
 """
 from __future__ import annotations
 

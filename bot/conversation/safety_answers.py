@@ -82,16 +82,12 @@ class SafetyAnswers:
         emergency = layer == "nlu"
         logger.warning("%s from the NLU for conversation %s; staff alerted",
                        "EMERGENCY redirect" if emergency else "SAFETY CHECK", conversation)
-        audit, handoff = self.services.audit, self.services.handoff
-        sealed = self._sealed(msg, conversation)
-        results = await asyncio.gather(
-            audit.record(SYSTEM, "emergency_redirect" if emergency else "safety_check", conversation,
-                         "redirected" if emergency else "checked", {"layer": layer}),
-            handoff.escalate(conversation, msg.channel, "emergency_follow_up" if emergency else "safety_check",
-                             "emergency" if emergency else "urgent",
-                             contact=msg.sender if msg.channel == "sms" else None),
-            handoff.post_exchange(conversation, sealed, " ".join(answer), SYSTEM),
-            return_exceptions=True)
+        alerts: Writes = []
+        self._alert_with(alerts, msg, conversation, " ".join(answer),
+                         ("emergency_redirect" if emergency else "safety_check",
+                          "redirected" if emergency else "checked", {"layer": layer}),
+                         ("emergency_follow_up" if emergency else "safety_check", "emergency" if emergency else "urgent"))
+        results = await asyncio.gather(*(write() for write in alerts), return_exceptions=True)
         for result in results:  # the answer is given even if alerting failed; the failure is loud
             if isinstance(result, BaseException):
                 logger.critical("could not alert staff to a safety answer for conversation %s: %s",
