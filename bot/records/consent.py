@@ -26,8 +26,14 @@ from bot.storage.crypto import KeyRing
 OPTED_IN = "opted_in"
 OPTED_OUT = "opted_out"
 UNKNOWN = "unknown"  # never asked: replies to the patient's own messages only
-SCOPES = ("appointment_reminders", "care_messages")
-SOURCES = ("keyword", "staff", "import", "web_form")
+SCOPES = ("appointment_reminders", "care_messages")  # what a keyword opt-in grants
+# Health information in SMS bodies: only with the patient's written authorization after the
+# risk notice (a web form, or a signed form staff have on file), never from a keyword, and
+# gone with any opt-out (a later START does not bring it back).
+PHI_BY_TEXT = "phi_by_text"
+ALL_SCOPES = SCOPES + (PHI_BY_TEXT,)
+SOURCES = ("keyword", "staff", "import", "web_form", "signed_form")
+WRITTEN_SOURCES = ("web_form", "signed_form")  # where a written authorization can come from
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,11 @@ class ConsentState:
     def allows(self, scope: str) -> bool:
         """Whether a bot- or staff-initiated message of ``scope`` may be sent."""
         return self.status == OPTED_IN and scope in self.scopes
+
+    @property
+    def phi_by_text(self) -> bool:
+        """Whether health information may go in SMS bodies to this number (after verification)."""
+        return not self.opted_out and PHI_BY_TEXT in self.scopes
 
 
 class ConsentRegistry:
@@ -100,10 +111,35 @@ class ConsentRegistry:
     async def record_opt_in(self, phone_idx: str, source: str, text: str,
                             scopes: Optional[List[str]] = None, at: Optional[datetime] = None) -> ConsentState:
         scopes = list(scopes or SCOPES)
-        unknown = [s for s in scopes if s not in SCOPES]
+        unknown = [s for s in scopes if s not in ALL_SCOPES]
         if unknown:
             raise ValueError(f"unknown consent scope(s) {unknown}")
+        if PHI_BY_TEXT in scopes and source not in WRITTEN_SOURCES:
+            raise ValueError(f"{PHI_BY_TEXT} needs a written authorization ({', '.join(WRITTEN_SOURCES)})")
         return await self._record(phone_idx, OPTED_IN, scopes, source, text, at)
+
+    async def grant_scope(self, phone_idx: str, scope: str, source: str, text: str,
+                          at: Optional[datetime] = None) -> ConsentState:
+        """Add ``scope`` to the number's consent, keeping its status and other scopes. ``text``:
+        the exact words the patient agreed to (for ``phi_by_text``, including the risk notice)."""
+        if scope not in ALL_SCOPES:
+            raise ValueError(f"unknown consent scope {scope!r}")
+        if scope == PHI_BY_TEXT and source not in WRITTEN_SOURCES:
+            raise ValueError(f"{PHI_BY_TEXT} needs a written authorization ({', '.join(WRITTEN_SOURCES)})")
+        current = await self.state(phone_idx)
+        if current.opted_out:
+            raise ValueError("the number has opted out of texts: it must opt in (START) first")
+        scopes = sorted(set(current.scopes) | {scope})
+        return await self._record(phone_idx, current.status, scopes, source, text, at)
+
+    async def revoke_scope(self, phone_idx: str, scope: str, source: str, text: str,
+                           at: Optional[datetime] = None) -> ConsentState:
+        """Remove ``scope`` from the number's consent, keeping its status and other scopes."""
+        if scope not in ALL_SCOPES:
+            raise ValueError(f"unknown consent scope {scope!r}")
+        current = await self.state(phone_idx)
+        scopes = [s for s in current.scopes if s != scope]
+        return await self._record(phone_idx, current.status, scopes, source, text, at)
 
     async def history(self, phone_idx: str) -> List[Dict[str, Any]]:
         """Every change ever recorded for the number, oldest first (decrypted)."""
