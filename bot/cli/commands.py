@@ -10,7 +10,7 @@
     patientbot remind [--at TIME]       send the appointment reminders due; show who got one, who not, why
     patientbot audit head | verify [--head FILE] | export [--since --until --number --format jsonl|fhir]
     patientbot identity unlock NUMBER   lift a verification lock-out (staff, after a phone check)
-    patientbot consent show | export | record   the consent record (bot/cli/consent.py)
+    patientbot consent show | export | record | grant | revoke   the consent record (bot/cli/consent.py)
     patientbot keys status | rotate | rewrap      data keys (bot/cli/data.py)
     patientbot retention run | hold | release | holds   retention policy and legal holds (bot/cli/data.py)
     patientbot nlu inbox | label | add | discard | check | train | calibrate   the training loop (bot/cli/nlu.py)
