@@ -166,3 +166,15 @@ async def test_the_audit_trail_has_issue_open_and_refusal_by_conversation_never_
         assert token not in blob and token[:12] not in blob and link_hash not in blob
     assert events[0].details["intent"] == "ask_appointment_specifics"
     assert events[0].details["expires"] == (T0 + timedelta(minutes=15)).isoformat()
+
+
+async def test_the_sweep_command_expires_unopened_links(svc):
+    from tests.test_cli_consent import run_cli
+
+    long_ago = datetime.now(timezone.utc) - timedelta(minutes=20)
+    await svc.secure_links.issue(CONV, PHONE_IDX, None, now=long_ago)
+    await svc.secure_links.issue(CONV, PHONE_IDX, None)  # still live
+    result = run_cli("links", "sweep")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1 secure link(s) expired"
+    assert [e.action for e in await _events(svc)].count("secure_link_expired") == 1
