@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import ANSWERED, Answered, AppointmentAction
 from actions.common import channel_of, say, services
+from actions.secure_link import offer_secure_link
 from bot.core import phi, replies
 from bot.records.appointments import StoredAppointment
 from bot.records.identity import request_verification
@@ -29,7 +30,8 @@ class ActionAppointmentSpecifics(AppointmentAction):
     """What the visit is for, with whom, what to bring: PHI, so only to a verified patient.
 
     Unverified, the action asks for the date of birth and remembers the question; the gateway
-    checks the answer (it never reaches the bot) and then asks this action again.
+    checks the answer (it never reaches the bot) and then asks this action again. By SMS, only
+    to a number whose patient authorized PHI by text: any other gets a secure link instead.
     """
 
     screens_someone_else = True
@@ -40,6 +42,8 @@ class ActionAppointmentSpecifics(AppointmentAction):
     async def find(self, svc: Services, dispatcher: CollectingDispatcher,
                    tracker: Tracker) -> Union[StoredAppointment, Answered, None]:
         """The verified patient's next appointment; unverified, the question for the date of birth."""
+        if await offer_secure_link(svc, dispatcher, tracker, "ask_appointment_specifics"):
+            return ANSWERED  # SMS without phi_by_text: the link, no date-of-birth question
         session = await svc.identity.session(tracker.sender_id, channel_of(tracker))
         if session is None:
             await request_verification(svc.identity, tracker.sender_id, "ask_appointment_specifics")

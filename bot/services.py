@@ -23,6 +23,7 @@ from bot.records.handoff import HandoffQueue
 from bot.records.identity import IdentityRegistry
 from bot.records.outbound import OutboundGate
 from bot.records.reminders import ReminderReplies
+from bot.records.secure_links import SecureLinks
 from bot.records.staff_accounts import StaffAccounts
 from bot.records.staff_sessions import StaffSessions
 from bot.storage.audit import AuditLog
@@ -44,6 +45,7 @@ class Services:
     identity: IdentityRegistry
     appointments: AppointmentStore
     reminder_replies: ReminderReplies
+    secure_links: SecureLinks  # one-time links to the secure web chat, sent instead of PHI by SMS
     staff_accounts: StaffAccounts
     staff_sessions: StaffSessions
     review_inbox: ReviewInbox = field(repr=False)
@@ -71,6 +73,7 @@ def build_services(cfg: Optional[Settings] = None, redis: Optional[aioredis.Redi
         identity=IdentityRegistry(client, keys, prefix),
         appointments=AppointmentStore(client, keys, prefix),
         reminder_replies=ReminderReplies(client, keys, prefix, office, audit),
+        secure_links=SecureLinks(client, keys, prefix, audit),
         staff_accounts=StaffAccounts(client, keys, prefix, cfg.staff_login_max_failures,
                                      cfg.staff_lockout_minutes, cfg.staff_totp_issuer),
         staff_sessions=StaffSessions(client, prefix, cfg.staff_session_idle_minutes, cfg.staff_session_max_hours),

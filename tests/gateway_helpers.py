@@ -119,3 +119,20 @@ def messages(xml: str) -> List[str]:
     return [m.text or "" for m in ET.fromstring(xml).iter("Message")]
 
 
+
+
+async def authorize_phi_by_text(cfg, number: str = SENDER) -> None:
+    """Record the patient's written authorization for PHI by text for ``number`` (synthetic),
+    as staff would from a signed form: its replies may then carry PHI after verification."""
+    import redis.asyncio as aioredis
+
+    from bot.records.consent import PHI_BY_TEXT, ConsentRegistry
+    from bot.storage.crypto import keyring, phone_index
+
+    client = aioredis.Redis.from_url(cfg.redis_url)
+    try:
+        keys = keyring(cfg)
+        await ConsentRegistry(client, keys, cfg.redis_prefix).grant_scope(
+            phone_index(keys, number), PHI_BY_TEXT, "signed_form", "(synthetic) authorization on file")
+    finally:
+        await client.close()

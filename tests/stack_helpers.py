@@ -75,3 +75,22 @@ def text(stack: Stack, body: str, sender: str = DEMO_NUMBER, instance: int = 1) 
     req = urllib.request.Request(f"{stack.gateway_url(instance)}/sms/inbound", data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return parse_twiml(resp.read().decode())
+
+
+def grant_phi_by_text(stack: Stack, number: str) -> None:
+    """Record a (synthetic) written authorization for PHI by text for ``number`` in the stack's
+    Redis, as staff would from a signed form: its PHI answers then come by text after verification
+    (without it, a secure link: tests/test_phi_by_text_e2e.py)."""
+    from bot.records.consent import PHI_BY_TEXT, ConsentRegistry
+    from bot.storage.crypto import phone_index
+
+    async def grant() -> None:
+        client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+        try:
+            keys = keyring(stack.cfg)
+            await ConsentRegistry(client, keys, stack.cfg.redis_prefix).grant_scope(
+                phone_index(keys, number), PHI_BY_TEXT, "signed_form", "(synthetic) authorization on file")
+        finally:
+            await client.close()
+
+    asyncio.run(grant())

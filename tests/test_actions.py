@@ -204,11 +204,13 @@ async def test_fallback_rephrases_once_then_escalates(settings_env):
 # -- PHI only after verification ----------------------------------------------------------------
 
 async def test_specifics_ask_for_the_dob_until_verified_then_speak_as_phi(records):
+    """By SMS to a number with PHI by text authorized (without it: tests/test_phi_by_text.py)."""
     from actions.appointments import ActionAppointmentSpecifics
     from bot.records.identity import pending_verification
 
     svc = services()
     conv = sms_conversation(PATIENT_NUMBER)
+    await svc.consent.grant_scope(phone_index_of(PATIENT_NUMBER), "phi_by_text", "signed_form", "(synthetic) on file")
     d = await run_action(ActionAppointmentSpecifics(), tracker_for(conv, "ask_appointment_specifics"))
     [ask] = d.messages
     assert "date of birth" in ask["text"] and phi_class(ask) == "public"

@@ -1,7 +1,9 @@
 """Adversarial conversations against the running stack: trying to get PHI without verification.
 
 Every conversation (written here, synthetic) is texted through signed webhooks to the real
-gateway, Rasa and action server. Before a correct date of birth, no reply may contain any PHI
+gateway, Rasa and action server, from numbers whose patients authorized PHI by text (without
+that authorization a PHI question gets a secure link instead: tests/test_phi_by_text_e2e.py,
+and so does one after STOP and START, below). Before a correct date of birth, no reply may contain any PHI
 string of the demo records (names, birth dates, record numbers, visit types and reasons,
 practitioners, instructions). After a correct one, the details are given, and only the
 verified patient's. Failures look the same whatever was wrong.
@@ -18,6 +20,7 @@ import redis
 from bot.ops.chat import parse_twiml
 from bot.storage.crypto import keyring, conversation_id
 from tests.conftest import TEST_REDIS_URL
+from tests.stack_helpers import grant_phi_by_text
 from tests.test_e2e import signed_sms, stack, text  # noqa: F401 - the running-stack fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -36,10 +39,12 @@ PHI_RE = re.compile("|".join(PHI), re.IGNORECASE)
 
 ASK = "what is my appointment for"
 DOB_ASK = "date of birth"
+LINK = "read this in our secure chat"
 FAILED = "couldn't verify"
 
 # (name, sender, [(message, expectation)]). Expectations: None (anything without PHI),
-# "dob" (asked for the DOB), "failed", "someone_else", "phi:<text>" (verified answer), or
+# "dob" (asked for the DOB), "link" (a secure link instead: no written authorization for PHI
+# by text), "failed", "someone_else", "phi:<text>" (verified answer), or
 # "silent" (no reply: the conversation was escalated to staff, who answer from here on).
 CONVERSATIONS: List[Tuple[str, str, List[Tuple[str, object]]]] = []
 
@@ -103,24 +108,29 @@ conv("verified robin", ROBIN, ("what should I bring", "dob"), ("11/30/1975", "ph
 conv("verified then relative", ALEX_AND_SAM, (ASK, "dob"), ("01/01/1980", "phi:Annual physical"),
      ("and what is my son's appointment for", "someone_else"))
 conv("verified then stop ends it", ALEX_AND_SAM, (ASK, "dob"), ("01/01/1980", "phi:Annual physical"),
-     ("STOP", None), ("START", None), (ASK, "dob"))
+     ("STOP", None), ("START", None), (ASK, "link"))  # STOP ended the authorization too; START does not restore it
 
 
 def _reset(stack, sender: str) -> None:
-    """A fresh start for the conversation: no verification state left from an earlier one."""
+    """A fresh start for the conversation: no verification state left from an earlier one, and
+    the number's authorization for PHI by text on file (a STOP in an earlier one ended it)."""
     client = redis.Redis.from_url(TEST_REDIS_URL)
     conv_id = conversation_id(keyring(stack.cfg), "sms", sender)
     for key in client.scan_iter(match=f"{stack.cfg.redis_prefix}idv:*:{conv_id}"):
         client.delete(key)
     client.delete(f"{stack.cfg.redis_prefix}handoff:{conv_id}")
+    client.delete(f"{stack.cfg.redis_prefix}consent:{conv_id[4:]}")  # the current state (the log stays)
+    grant_phi_by_text(stack, sender)
 
 
 def _check(reply: List[str], expect: object, verified_before: bool) -> None:
-    joined = " ".join(reply)
+    joined = re.sub(r"/chat/s/\S+", "/chat/s/[link]", " ".join(reply))  # a random token is not PHI
     if not verified_before and not (isinstance(expect, str) and expect.startswith("phi:")):
         assert not PHI_RE.search(joined), joined
     if expect == "dob":
         assert DOB_ASK in joined, joined
+    elif expect == "link":
+        assert LINK in joined and DOB_ASK not in joined, joined
     elif expect == "failed":
         assert FAILED in joined and not PHI_RE.search(joined), joined
     elif expect == "silent":

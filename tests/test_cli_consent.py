@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -111,4 +112,49 @@ async def test_consent_recorded_by_staff_with_scopes(settings_env):
     assert [(h["status"], h["source"]) for h in history] == [("opted_in", "web_form"), ("opted_out", "staff")]
     actions = [e.action for e in await AuditLog(client, keys, cfg.redis_prefix).events()]
     assert actions == ["consent_opt_in", "consent_opt_out"]
+    await client.close()
+
+
+async def test_phi_by_text_granted_and_revoked_by_scope_with_its_source_and_words(settings_env):
+    words = "(synthetic) I authorize health information by text; I was told texts are not secure."
+    refused = run_cli("consent", "grant", "555-010-0133", "phi_by_text", "--source", "staff", "--text", words)
+    assert refused.returncode == 1 and "written authorization" in refused.stderr
+    started = run_cli("consent", "record", "555-010-0133", "opted_in", "--source", "web_form",
+                      "--text", "I agree to texts (synthetic form)")
+    assert started.returncode == 0, started.stderr
+    granted = run_cli("consent", "grant", "555-010-0133", "phi_by_text", "--source", "signed_form", "--text", words)
+    assert granted.returncode == 0, granted.stderr
+    assert "opted_in (scopes: appointment_reminders, care_messages, phi_by_text)" in granted.stdout
+    cfg = load_settings()
+    client = redis.asyncio.Redis.from_url(cfg.redis_url)
+    keys = keyring(cfg)
+    idx = phone_index(keys, "+15550100133")
+    registry = ConsentRegistry(client, keys, cfg.redis_prefix)
+    assert (await registry.state(idx)).phi_by_text
+    assert (await registry.history(idx))[-1]["text"] == words
+
+    shown = run_cli("consent", "show", "+15550100133").stdout.splitlines()
+    assert re.fullmatch(rf"number index {idx}: opted_in \(scopes: appointment_reminders \[web_form, [^]]+\], "
+                        r"care_messages \[web_form, [^]]+\], phi_by_text \[signed_form, [^]]+\]\)", shown[0]), shown[0]
+    assert "source=signed_form" in shown[2] and "scopes=appointment_reminders,care_messages,phi_by_text" in shown[2]
+
+    revoked = run_cli("consent", "revoke", "+15550100133", "phi_by_text", "--source", "staff",
+                      "--text", "(synthetic) asked by phone to stop")
+    assert revoked.returncode == 0, revoked.stderr
+    state = await registry.state(idx)
+    assert not state.phi_by_text and state.allows("appointment_reminders")  # the other scopes stay
+    # The old form takes the scope too (and still refuses it from a source that is not written).
+    recorded = run_cli("consent", "record", "555-010-0133", "opted_in", "--source", "signed_form",
+                       "--scope", "appointment_reminders", "--scope", "phi_by_text", "--text", words)
+    assert recorded.returncode == 0 and (await registry.state(idx)).phi_by_text
+    assert run_cli("consent", "record", "555-010-0133", "opted_in", "--source", "staff",
+                   "--scope", "phi_by_text", "--text", words).returncode == 1
+
+    events = [(e.action, e.outcome, e.details) for e in await AuditLog(client, keys, cfg.redis_prefix).events()]
+    assert events == [
+        ("consent_opt_in", "ok", {"source": "web_form"}),
+        ("consent_scope_granted", "ok", {"scope": "phi_by_text", "source": "signed_form"}),
+        ("consent_viewed", "ok", {}),
+        ("consent_scope_revoked", "ok", {"scope": "phi_by_text", "source": "staff"}),
+        ("consent_opt_in", "ok", {"source": "signed_form"})]
     await client.close()

@@ -6,7 +6,7 @@ import pytest
 
 from bot.config import load_settings
 from channels.gateway.app import create_app
-from tests.gateway_helpers import messages, post, sign, sms
+from tests.gateway_helpers import authorize_phi_by_text, messages, post, sign, sms
 
 
 async def test_signed_message_reaches_rasa_under_a_pseudonym_and_gets_twiml(gateway):
@@ -69,6 +69,7 @@ async def test_unparseable_sender_gets_400(gateway):
 
 async def test_phi_reply_to_unverified_conversation_is_blocked(gateway):
     client, stub, cfg = gateway
+    await authorize_phi_by_text(cfg)  # even with PHI by text authorized: verification comes first
     stub.replies = [{"text": "public part", "phi_class": "public"},
                     {"text": "your visit reason is X", "phi_class": "phi"},
                     {"text": "unclassified", "phi_class": "weird"}]
@@ -91,6 +92,7 @@ async def test_phi_to_a_verified_patient_is_accounted_for_in_the_audit(gateway):
     now = datetime.now(timezone.utc)
     await IdentityRegistry(rc, keyring(cfg), cfg.redis_prefix)._store_session(conv, Session("p-synthetic", "sms", now, now))
     await rc.close()
+    await authorize_phi_by_text(cfg)
     stub.replies = [{"text": "synthetic visit reason", "phi_class": "phi"}, {"text": "public part", "phi_class": "public"}]
     assert messages(await (await post(client, cfg, sms("what is it for", _sid(330)))).text()) == [
         "synthetic visit reason", "public part"]

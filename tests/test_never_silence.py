@@ -18,7 +18,8 @@ from aiohttp import web
 
 from bot.core import replies
 from bot.storage.crypto import conversation_id, keyring
-from tests.gateway_helpers import SENDER, StubRasa, gateway_with_provider, messages, post, sms
+from tests.gateway_helpers import (SENDER, StubRasa, authorize_phi_by_text, gateway_with_provider, messages, post,
+                                   sms)
 from channels.gateway.app_keys import PIPELINE
 from bot.conversation import own_replies
 
@@ -110,6 +111,7 @@ async def test_rasa_answering_with_an_error_gets_an_answer(stack, caplog, status
 
 async def test_every_reply_blocked_by_the_egress_guard_gets_the_fallback(stack, caplog):
     client, stub, provider, cfg, app = stack
+    await authorize_phi_by_text(cfg)  # else the blocked PHI is replaced by a secure link (test_phi_by_text.py)
     stub.replies = [{"text": "synthetic visit reason", "phi_class": "phi"},  # unverified: blocked
                     {"text": "unclassified", "phi_class": "weird"}]  # unknown class: blocked
     with caplog.at_level(logging.INFO):

@@ -32,7 +32,7 @@ from bot.storage.crypto import conversation_id, keyring
 from bot.core.office import load_office
 from bot.ops.stack import Stack
 from tests.conftest import TEST_REDIS_URL
-from tests.stack_helpers import DEMO_NUMBER, signed_sms, text, whole_stack
+from tests.stack_helpers import DEMO_NUMBER, grant_phi_by_text, signed_sms, text, whole_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -155,6 +155,7 @@ def test_consent_is_one_state_across_gateways(scaled, office):
 
 
 def test_verification_is_one_state_across_gateways(scaled):
+    grant_phi_by_text(scaled, DEMO_NUMBER)  # PHI by text authorized (else a secure link: test_phi_by_text_e2e.py)
     [ask] = text(scaled, "who am i seeing", DEMO_NUMBER, instance=2)
     assert "date of birth" in ask and "Jordan" not in ask
     [details] = text(scaled, "01/01/1980", DEMO_NUMBER, instance=1)  # answers gateway 2's question

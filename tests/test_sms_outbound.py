@@ -139,7 +139,12 @@ async def test_gate_quiet_hours_and_phi(settings_env):
     assert (await gate.check(idx, conv, "staff", "staff:demo", tz=chicago, now=late)).allowed
     assert (await gate.check(idx, conv, "reminder", "system:reminders", tz=chicago, now=noon)).allowed
     assert (await gate.check(idx, conv, "staff", "staff:demo", phi_class="phi", verified=False)).reason == "phi_unverified"
+    # PHI in an SMS body also needs the patient's written authorization (phi_by_text).
+    assert (await gate.check(idx, conv, "staff", "staff:demo", phi_class="phi", verified=True)).reason == \
+        "phi_not_authorized"
+    await consent.grant_scope(idx, "phi_by_text", "signed_form", "(synthetic) authorization on file")
     assert (await gate.check(idx, conv, "staff", "staff:demo", phi_class="phi", verified=True)).allowed
+    assert (await gate.check(idx, conv, "staff", "staff:demo", phi_class="phi", verified=False)).reason == "phi_unverified"
     await rc.close()
 
 

@@ -10,7 +10,8 @@
     patientbot remind [--at TIME]       send the appointment reminders due; show who got one, who not, why
     patientbot audit head | verify [--head FILE] | export [--since --until --number --format jsonl|fhir]
     patientbot identity unlock NUMBER   lift a verification lock-out (staff, after a phone check)
-    patientbot consent show | export | record   the consent record (bot/cli/consent.py)
+    patientbot consent show | export | record | grant | revoke   the consent record (bot/cli/consent.py)
+    patientbot links sweep              expire the unopened secure links past their time (bot/cli/links.py)
     patientbot keys status | rotate | rewrap      data keys (bot/cli/data.py)
     patientbot retention run | hold | release | holds   retention policy and legal holds (bot/cli/data.py)
     patientbot nlu inbox | label | add | discard | check | train | calibrate   the training loop (bot/cli/nlu.py)
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional
 
-from bot.cli import appointments, audit, consent, data, handoff, identity, models, nlu, reminders, stack, staff
+from bot.cli import appointments, audit, consent, data, handoff, identity, links, models, nlu, reminders, stack, staff
 from bot.cli.common import fail
 from bot.config import ConfigError
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for register in (stack.add_parsers, nlu.add_train_parser, appointments.add_parsers, handoff.add_parsers,
                      staff.add_parsers, reminders.add_parsers, audit.add_parsers, identity.add_parsers,
-                     consent.add_parsers, data.add_parsers, nlu.add_parsers, models.add_parsers):
+                     consent.add_parsers, links.add_parsers, data.add_parsers, nlu.add_parsers, models.add_parsers):
         register(sub)
     return parser
 

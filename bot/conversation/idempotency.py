@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from bot.conversation import own_replies
 from bot.conversation.inbound import Inbound
 from bot.core import replies
+from bot.records.secure_links import carries_link
 from bot.storage.crypto import KeyRing
 
 logger = logging.getLogger(__name__)
@@ -67,10 +68,11 @@ class Idempotency:
     def to_remember(self, msg: Inbound, texts: List[str]) -> List[str]:
         """What a replay of ``msg`` gets: its answer, except that a replayed request must never
         fetch PHI again (whoever replays a captured, signed webhook gets the answer on their
-        HTTP connection, not on the phone)."""
+        HTTP connection, not on the phone), nor a secure link (which leads to PHI; and its
+        token is then never stored, even sealed)."""
         phi_sent = msg.message_id in self._answered_with_phi
         self._answered_with_phi.discard(msg.message_id)
-        return [replies.replayed_phi()] if phi_sent else texts
+        return [replies.replayed_phi()] if phi_sent or any(carries_link(t) for t in texts) else texts
 
     async def remember(self, msg: Inbound, texts: List[str]) -> None:
         """Store ``texts`` (from :meth:`to_remember`) as the answer replays of ``msg`` get."""

@@ -46,6 +46,7 @@ from bot.core import phi, replies
 from bot.core.keywords import classify_keyword
 from bot.records.consent import ConsentState
 from bot.records.identity import pending_verification_on
+from bot.records.secure_links import redact
 from bot.safety.model import RiskClassifier
 from bot.safety.screen import Screening, screen
 from bot.services import Services
@@ -141,8 +142,8 @@ class InboundPipeline:
         """The last writes, side by side: the "sent" event and the answer kept for replays.
         Every write settles before anything else happens (a failure releases the claim)."""
         audit = self.services.audit
-        finishing.append(lambda: audit.record(SYSTEM, "message_sent", conversation, "ok",
-                                              {"channel": msg.channel, "replies": out}))
+        finishing.append(lambda: audit.record(SYSTEM, "message_sent", conversation, "ok",  # a link's token is not kept
+                                              {"channel": msg.channel, "replies": [redact(r) for r in out]}))
         if msg.message_id:
             remembered = self.idempotency.to_remember(msg, out)
             finishing.append(lambda: self.idempotency.remember(msg, remembered))
@@ -194,7 +195,7 @@ class InboundPipeline:
         # What the steps of 7. need to know, read in one round trip beside "received" (reads
         # cause nothing, so the event still comes before anything the message causes).
         _, pending = await asyncio.gather(received(), self._pending(conversation))
-        out = await self._decide(msg, text, screening, conversation, pending, finishing)
+        out = await self._decide(msg, text, screening, conversation, pending, finishing, consent)
         logger.debug("conversation %s answered with %d message(s)", conversation, len(out))
         finishing.append(lambda: self.bot.remember_contact(msg, conversation))  # the bot may have escalated
         return out
@@ -209,7 +210,7 @@ class InboundPipeline:
         return Pending(escalated(results), verification(results), reminder(results))
 
     async def _decide(self, msg: Inbound, text: str, screening: Screening, conversation: str, pending: Pending,
-                      finishing: Writes) -> List[str]:
+                      finishing: Writes, consent: Optional[ConsentState] = None) -> List[str]:
         # 7. An escalated conversation, waiting for staff or held by them: the message goes to
         #    the staff inbox and the bot is silent until staff hand it back; a message with
         #    danger words still gets the safety check (and raises the conversation to urgent).
@@ -239,10 +240,11 @@ class InboundPipeline:
                                              {"count": msg.media})
             if not text:
                 return [own_replies.media(office)]
-            return [*(await self._ask_bot(msg, text, screening, conversation, finishing)), own_replies.media(office)]
+            return [*(await self._ask_bot(msg, text, screening, conversation, finishing, consent)),
+                    own_replies.media(office)]
         if not text:
             return [own_replies.empty()]
-        return await self._ask_bot(msg, text, screening, conversation, finishing)
+        return await self._ask_bot(msg, text, screening, conversation, finishing, consent)
 
     async def _to_staff(self, msg: Inbound, text: str, screening: Screening, conversation: str,
                         finishing: Writes) -> List[str]:
@@ -256,7 +258,8 @@ class InboundPipeline:
         return []
 
     def _ask_bot(self, msg: Inbound, text: str, screening: Screening, conversation: str,
-                 finishing: Writes) -> Awaitable[List[str]]:
+                 finishing: Writes, consent: Optional[ConsentState]) -> Awaitable[List[str]]:
+        # ``consent`` (SMS): read in the first round trip; the egress guard reuses it.
         return self.bot.answer(msg, for_rasa(text), screening, conversation, finishing,
-                               self.holding_after, self.late_delivery)
+                               self.holding_after, self.late_delivery, consent)
 

@@ -5,7 +5,9 @@ Every reply the bot sends carries one of three classes:
 * ``public``  - office information, emergency redirects, opt-out confirmations;
 * ``notice``  - minimum-necessary appointment notice (date, time, office name, call-back
   number) to the number on file, the content a basic reminder may carry;
-* ``phi``     - anything else from the record; needs a verified identity, always.
+* ``phi``     - anything else from the record; needs a verified identity, always, and in an
+  SMS body also the number's written authorization (consent scope ``phi_by_text``): without
+  it the patient gets a one-time link to the secure web chat instead (bot/records/secure_links.py).
 
 Actions choose the class when they speak; the gateway's egress guard checks it again for
 every reply, so a mistake in an action cannot send PHI to an unverified conversation.
@@ -27,6 +29,13 @@ def egress_allowed(phi_class: str, verified: bool) -> bool:
     if phi_class == PHI:
         return verified
     return False
+
+
+def sms_body_allowed(phi_class: str, phi_by_text: bool) -> bool:
+    """Whether a reply of ``phi_class`` may go in an SMS body, on top of :func:`egress_allowed`:
+    standard SMS is not a secure channel, so PHI goes by text only to a number whose patient
+    authorized it in writing after the risk notice (``phi_by_text``)."""
+    return phi_class != PHI or phi_by_text
 
 
 # Someone asking about another person's care: they get the neutral reply, never a record.

@@ -194,6 +194,26 @@ def appointment_specifics(start: datetime, office: Office, service: str, practit
     return text
 
 
+def secure_link(office: Office, url: str) -> str:
+    """Instead of PHI by SMS (no written authorization for it): a one-time link to the secure
+    web chat, where the patient verifies and reads the answer. Public: the link carries no PHI."""
+    return f"For your privacy, read this in our secure chat: {url}"
+
+
+def phi_by_text_authorization(office: Office) -> str:
+    """The standard words of a patient's written authorization to get health information by
+    text, with the risk notice: what staff record as agreed (consent scope ``phi_by_text``)."""
+    return (
+        f"I authorize {office.name} to send my health information, such as the details of my "
+        "appointments and my visit instructions, to my mobile number by text message. I understand "
+        "that text messages are not encrypted: they may be read by my mobile carrier, by anyone who "
+        "uses or sees my phone, or by someone else if my phone is lost or my number changes hands, "
+        f"and {office.name} cannot guarantee their privacy. Message and data rates may apply. I can "
+        f"withdraw this authorization at any time by telling {office.name} or by replying STOP, which "
+        "also stops all texts from the office. Whether or not I authorize this does not affect my care."
+    )
+
+
 def replayed_phi() -> str:
     """What a repeated delivery of a message gets when the first answer held PHI."""
     return "I've already answered that message. If you didn't get my answer, please ask again."

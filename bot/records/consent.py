@@ -57,6 +57,15 @@ class ConsentState:
         return not self.opted_out and PHI_BY_TEXT in self.scopes
 
 
+def scope_sources(history: List[Dict[str, Any]]) -> Dict[str, Dict[str, str]]:
+    """For each scope the number holds after ``history`` (:meth:`ConsentRegistry.history`, oldest
+    first): the source and time of the change that granted it (``{"source": ..., "at": ...}``)."""
+    held: Dict[str, Dict[str, str]] = {}
+    for entry in history:
+        held = {scope: held.get(scope) or {"source": entry["source"], "at": entry["at"]} for scope in entry["scopes"]}
+    return held
+
+
 class ConsentRegistry:
     """Reads and records consent, by phone blind index."""
 

@@ -8,7 +8,8 @@ replies delivered late by API, asks here first, and each refusal is audited by p
    Reminders and other bot-initiated messages need the number's consent for their scope
    (``appointment_reminders`` or ``care_messages``); staff and late bot replies answer a
    conversation the patient started, so they need only the absence of an opt-out;
-2. PHI: a message classed ``phi`` never goes to a conversation whose identity is not verified;
+2. PHI: a message classed ``phi`` never goes to a conversation whose identity is not verified,
+   nor to a number without the patient's written authorization for PHI by text (``phi_by_text``);
 3. quiet hours: no bot-initiated message before 8:00 or after 21:00 in the recipient's time
    zone (from the number where it maps to one zone, else the office's).
 """
@@ -45,7 +46,7 @@ class SendFailed(Exception):
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    reason: str  # ok | opted_out | no_consent_for_scope | phi_unverified | quiet_hours
+    reason: str  # ok | opted_out | no_consent_for_scope | phi_unverified | phi_not_authorized | quiet_hours
 
 
 def in_quiet_hours(now: datetime, tz: str) -> bool:
@@ -71,6 +72,8 @@ class OutboundGate:
             decision = Decision(False, "no_consent_for_scope")
         elif not phi.egress_allowed(phi_class, verified):
             decision = Decision(False, "phi_unverified")
+        elif not phi.sms_body_allowed(phi_class, state.phi_by_text):
+            decision = Decision(False, "phi_not_authorized")
         elif initiator in BOT_INITIATED and in_quiet_hours(now or datetime.now(timezone.utc), tz):
             decision = Decision(False, "quiet_hours")
         else:

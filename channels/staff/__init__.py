@@ -3,7 +3,8 @@
 Staff sign in (password and TOTP code), see the hand-off queue live (server-sent events),
 open a conversation (the bot's transcript and the hand-off log, decrypted for them and audited
 as a PHI view), claim it (one owner at a time), reply by text through the outbound gate, add
-internal notes and hand it back to the bot. Admins also see the staff list, the review
+internal notes and hand it back to the bot, and record a patient's written authorization for
+health information by text (or its withdrawal). Admins also see the staff list, the review
 inbox and the Model page (train, evaluate, roll out). Access rules:
 :mod:`channels.staff.auth`; what every page shares: :mod:`channels.staff.views`; the pages: one
 ``*_views`` module each.
@@ -18,7 +19,7 @@ from aiohttp import web
 from bot.config import Settings
 from channels.gateway.app_keys import HTTP, SERVICES
 # importing a views module declares its routes
-from channels.staff import (conversation_views, model_views, nlu_views, queue_views,  # noqa: F401
+from channels.staff import (consent_views, conversation_views, model_views, nlu_views, queue_views,  # noqa: F401
                             sign_in_views, staff_list_views, views)
 from channels.staff.app_keys import STAFF_SERVICES, STAFF_TEMPLATES, StaffServices
 from channels.staff.auth import ROUTES, guard, security_headers

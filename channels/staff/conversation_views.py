@@ -16,6 +16,7 @@ from bot.records.outbound import SendFailed
 from bot.records.staff_accounts import StaffMember
 from bot.storage.crypto import phone_index_from_conversation
 from channels.staff.auth import current_staff, route
+from channels.staff.consent_views import phi_by_text_panel
 from channels.staff.queue_views import REASON_LABELS, age_seconds
 from channels.staff.views import (Done, back_to, conversation_action, conversation_of, form_text, local_time,
                                   page_flash, render, set_flash, staff_services)
@@ -53,7 +54,8 @@ async def conversation_page(request: web.Request) -> web.Response:
     for item in transcript or []:
         item["when"] = local_time(services.office, item.get("timestamp"))
     phone_idx = phone_index_from_conversation(conversation)
-    opted_out = bool(phone_idx) and (await request.config_dict[SERVICES].consent.state(phone_idx)).opted_out
+    consent = await request.config_dict[SERVICES].consent.state(phone_idx) if phone_idx else None
+    opted_out = consent is not None and consent.opted_out
     await services.audit.record(me.actor, "phi_viewed", conversation, "ok",
                                 {"view": "conversation", "log_entries": len(log),
                                  "transcript_entries": len(transcript or [])})
@@ -69,6 +71,7 @@ async def conversation_page(request: web.Request) -> web.Response:
     flash = await page_flash(request)
     return render(request, "conversation.html", conversation=conversation, entry=row, log=log,
                   transcript=transcript, opted_out=opted_out, flash=flash,
+                  phi_by_text=await phi_by_text_panel(request, conversation, consent),
                   last_id=log[-1]["id"] if log else "",
                   sla_seconds=request.config_dict[SETTINGS].staff_sla_minutes * 60)
 
