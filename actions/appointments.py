@@ -17,6 +17,7 @@ from bot.services import Services
 
 class ActionAppointmentDetails(AppointmentAction):
     screens_someone_else = True
+    verify_intent = "ask_appointment_details"
 
     def name(self) -> Text:
         return "action_appointment_details"
@@ -33,6 +34,7 @@ class ActionAppointmentSpecifics(AppointmentAction):
     """
 
     screens_someone_else = True
+    verify_intent = "ask_appointment_specifics"
 
     def name(self) -> Text:
         return "action_appointment_specifics"
@@ -40,6 +42,8 @@ class ActionAppointmentSpecifics(AppointmentAction):
     async def find(self, svc: Services, dispatcher: CollectingDispatcher,
                    tracker: Tracker) -> Union[StoredAppointment, Answered, None]:
         """The verified patient's next appointment; unverified, the question for the date of birth."""
+        if channel_of(tracker) == "web":
+            return await self.find_on_web(svc, dispatcher, tracker)
         session = await svc.identity.session(tracker.sender_id, channel_of(tracker))
         if session is None:
             await request_verification(svc.identity, tracker.sender_id, "ask_appointment_specifics")
@@ -55,6 +59,8 @@ class ActionAppointmentSpecifics(AppointmentAction):
 
 
 class ActionConfirmAppointment(AppointmentAction):
+    verify_intent = "confirm_appointment"
+
     def name(self) -> Text:
         return "action_confirm_appointment"
 
@@ -66,6 +72,8 @@ class ActionConfirmAppointment(AppointmentAction):
 class ActionAskCancelAppointment(AppointmentAction):
     """Cancelling cannot be undone by text, so the bot asks once before it cancels."""
 
+    verify_intent = "cancel_appointment"
+
     def name(self) -> Text:
         return "action_ask_cancel_appointment"
 
@@ -74,6 +82,8 @@ class ActionAskCancelAppointment(AppointmentAction):
 
 
 class ActionCancelAppointment(AppointmentAction):
+    verify_intent = "cancel_appointment"  # asked again once verified: a cancel needs a yes seen
+
     def name(self) -> Text:
         return "action_cancel_appointment"
 
@@ -96,6 +106,8 @@ class ActionKeepAppointment(Action):
 class ActionRequestReschedule(AppointmentAction):
     """Records the request on the appointment and queues it for the scheduling staff."""
 
+    verify_intent = "reschedule_appointment"
+
     def name(self) -> Text:
         return "action_request_reschedule"
 
@@ -108,6 +120,7 @@ class ActionRequestReschedule(AppointmentAction):
 class ActionRunningLate(AppointmentAction):
     # Same words whether or not a record exists: the reply reveals nothing about the sender.
     needs_appointment = False
+    verify_intent = "running_late"
 
     def name(self) -> Text:
         return "action_running_late"

@@ -25,6 +25,7 @@ from bot.records.outbound import OutboundGate
 from bot.records.reminders import ReminderReplies
 from bot.records.staff_accounts import StaffAccounts
 from bot.records.staff_sessions import StaffSessions
+from bot.records.web_binding import WebBindings
 from bot.storage.audit import AuditLog
 from bot.storage.crypto import KeyRing, keyring
 from bot.storage.redis_client import async_redis
@@ -42,6 +43,7 @@ class Services:
     outbound: OutboundGate  # the one gate every message the office starts passes
     handoff: HandoffQueue
     identity: IdentityRegistry
+    web_bindings: WebBindings  # the number on file each web conversation is about
     appointments: AppointmentStore
     reminder_replies: ReminderReplies
     staff_accounts: StaffAccounts
@@ -69,6 +71,7 @@ def build_services(cfg: Optional[Settings] = None, redis: Optional[aioredis.Redi
         outbound=OutboundGate(consent, audit),
         handoff=HandoffQueue(client, keys, prefix, audit),
         identity=IdentityRegistry(client, keys, prefix),
+        web_bindings=WebBindings(client, keys, prefix),
         appointments=AppointmentStore(client, keys, prefix),
         reminder_replies=ReminderReplies(client, keys, prefix, office, audit),
         staff_accounts=StaffAccounts(client, keys, prefix, cfg.staff_login_max_failures,
