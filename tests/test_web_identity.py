@@ -386,3 +386,11 @@ async def test_a_date_in_an_unverified_chat_still_goes_to_the_bot_masked(web):
     sid, _ = new_chat(pipeline)
     await say(pipeline, sid, SAM_DOB)
     assert [c["text"] for c in stub.calls] == ["[date]"]
+
+
+def test_the_web_code_step_is_on_unless_turned_off():
+    from bot.config import load_settings
+    from tests.conftest import make_test_env
+
+    assert load_settings(make_test_env("x:")).webchat_require_code
+    assert not load_settings(make_test_env("x:", WEBCHAT_REQUIRE_CODE="false")).webchat_require_code

@@ -4,7 +4,8 @@ The state lives in Redis under the conversation's pseudonym, sealed, never in th
 tracker alone, so no crafted message or slot can forge it:
 
 * ``pb:idv:session:<conv>``  the verified session (which patient ref, channel, since, last
-  seen); it ends after 15 minutes idle, 12 hours in total, or on opt-out;
+  seen); it ends after 15 minutes idle, 12 hours in total, on opt-out, on sign out (web
+  chat) or at a lock-out;
 * ``pb:idv:fails:<conv>``    failed attempts (a sorted set of times): 3 within 30 minutes lock
   verification for 30 minutes, 10 within a day lock it until staff unlock;
 * ``pb:idv:otp:<conv>``      a one-time code, stored as a keyed hash, valid 10 minutes, single
@@ -189,7 +190,9 @@ class IdentityRegistry:
             return Attempt(False, locked)
         key = self._k("code-step", conversation)
         token = await self.redis.get(key)
-        if token is None:  # no code was sent (the date did not match): a wrong code all the same
+        if token is None or not await self.redis.exists(self._k("otp", conversation)):
+            # No code was sent (the date did not match, or past the hourly limits): a wrong code
+            # all the same, so the count of failures does not tell which.
             return Attempt(False, await self._fail(conversation, now))
         if not await self.check_code(conversation, code, now):
             return Attempt(False, await self.lock_state(conversation, now))
