@@ -172,7 +172,8 @@ async def test_a_code_goes_only_to_the_number_on_file(web):
     services = pipeline.services
     sid, conv = new_chat(pipeline)
     await ask_to_verify(services, conv, "web", INTENT)
-    await say(pipeline, sid, "555.010.0177")
+    assert await say(pipeline, sid, "555.010.0177") == [replies.ask_dob_after_number(services.office)]
+    assert (await services.web_bindings.bound(conv)).phone_idx == phone_index(services.keys, NOT_ON_FILE)
     for dob in (ALEX_DOB, SAM_DOB, PAT3_DOB):
         await say(pipeline, sid, dob)
     await pipeline.drain()
