@@ -18,6 +18,7 @@ from bot.services import Services
 
 class ActionAppointmentDetails(AppointmentAction):
     screens_someone_else = True
+    verify_intent = "ask_appointment_details"
 
     def name(self) -> Text:
         return "action_appointment_details"
@@ -35,6 +36,7 @@ class ActionAppointmentSpecifics(AppointmentAction):
     """
 
     screens_someone_else = True
+    verify_intent = "ask_appointment_specifics"
 
     def name(self) -> Text:
         return "action_appointment_specifics"
@@ -42,6 +44,8 @@ class ActionAppointmentSpecifics(AppointmentAction):
     async def find(self, svc: Services, dispatcher: CollectingDispatcher,
                    tracker: Tracker) -> Union[StoredAppointment, Answered, None]:
         """The verified patient's next appointment; unverified, the question for the date of birth."""
+        if channel_of(tracker) == "web":
+            return await self.find_on_web(svc, dispatcher, tracker)
         if await offer_secure_link(svc, dispatcher, tracker, "ask_appointment_specifics"):
             return ANSWERED  # SMS without phi_by_text: the link, no date-of-birth question
         session = await svc.identity.session(tracker.sender_id, channel_of(tracker))
@@ -59,6 +63,8 @@ class ActionAppointmentSpecifics(AppointmentAction):
 
 
 class ActionConfirmAppointment(AppointmentAction):
+    verify_intent = "confirm_appointment"
+
     def name(self) -> Text:
         return "action_confirm_appointment"
 
@@ -70,6 +76,8 @@ class ActionConfirmAppointment(AppointmentAction):
 class ActionAskCancelAppointment(AppointmentAction):
     """Cancelling cannot be undone by text, so the bot asks once before it cancels."""
 
+    verify_intent = "cancel_appointment"
+
     def name(self) -> Text:
         return "action_ask_cancel_appointment"
 
@@ -78,6 +86,8 @@ class ActionAskCancelAppointment(AppointmentAction):
 
 
 class ActionCancelAppointment(AppointmentAction):
+    verify_intent = "cancel_appointment"  # asked again once verified: a cancel needs a yes seen
+
     def name(self) -> Text:
         return "action_cancel_appointment"
 
@@ -100,6 +110,8 @@ class ActionKeepAppointment(Action):
 class ActionRequestReschedule(AppointmentAction):
     """Records the request on the appointment and queues it for the scheduling staff."""
 
+    verify_intent = "reschedule_appointment"
+
     def name(self) -> Text:
         return "action_request_reschedule"
 
@@ -112,6 +124,7 @@ class ActionRequestReschedule(AppointmentAction):
 class ActionRunningLate(AppointmentAction):
     # Same words whether or not a record exists: the reply reveals nothing about the sender.
     needs_appointment = False
+    verify_intent = "running_late"
 
     def name(self) -> Text:
         return "action_running_late"

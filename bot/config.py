@@ -83,6 +83,10 @@ class Settings:
     sms_rate_limit_per_minute: int = 20
     sms_holding_after: float = 1.0
     idv_require_code: bool = False  # SMS: a one-time code after the DOB (the code goes to the same phone)
+    # Web chat: a one-time code by SMS to the number on file after the DOB. On unless turned off:
+    # a browser proves nothing by itself, and with the code step the reply to a date of birth is
+    # the same whether or not it matched (bot.conversation.verification).
+    webchat_require_code: bool = True
     # Staff console (channels/staff): sessions, sign-in lockout, queue SLA.
     staff_session_idle_minutes: int = 15  # signed out after this long without activity
     staff_session_max_hours: int = 12  # and after this long whatever the activity
@@ -234,6 +238,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         sms_rate_limit_per_minute=_int(env, "SMS_RATE_LIMIT_PER_MINUTE", 20),
         sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.0),
         idv_require_code=_bool(env, "IDV_REQUIRE_CODE", False),
+        webchat_require_code=_bool(env, "WEBCHAT_REQUIRE_CODE", True),
         staff_session_idle_minutes=_int(env, "STAFF_SESSION_IDLE_MINUTES", 15),
         staff_session_max_hours=_int(env, "STAFF_SESSION_MAX_HOURS", 12),
         staff_cookie_secure=_bool(env, "STAFF_COOKIE_SECURE", True),

@@ -26,6 +26,7 @@ from bot.records.reminders import ReminderReplies
 from bot.records.secure_links import SecureLinks
 from bot.records.staff_accounts import StaffAccounts
 from bot.records.staff_sessions import StaffSessions
+from bot.records.web_binding import WebBindings
 from bot.storage.audit import AuditLog
 from bot.storage.crypto import KeyRing, keyring
 from bot.storage.redis_client import async_redis
@@ -43,6 +44,7 @@ class Services:
     outbound: OutboundGate  # the one gate every message the office starts passes
     handoff: HandoffQueue
     identity: IdentityRegistry
+    web_bindings: WebBindings  # the number on file each web conversation is about
     appointments: AppointmentStore
     reminder_replies: ReminderReplies
     secure_links: SecureLinks  # one-time links to the secure web chat, sent instead of PHI by SMS
@@ -71,6 +73,7 @@ def build_services(cfg: Optional[Settings] = None, redis: Optional[aioredis.Redi
         outbound=OutboundGate(consent, audit),
         handoff=HandoffQueue(client, keys, prefix, audit),
         identity=IdentityRegistry(client, keys, prefix),
+        web_bindings=WebBindings(client, keys, prefix),
         appointments=AppointmentStore(client, keys, prefix),
         reminder_replies=ReminderReplies(client, keys, prefix, office, audit),
         secure_links=SecureLinks(client, keys, prefix, audit),

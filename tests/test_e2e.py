@@ -337,3 +337,37 @@ def test_an_unsure_reading_is_asked_about_and_the_answer_is_learned(stack):
         asyncio.run(client.close())
     [item] = [i for i in items if i.text == "the shot and the bill"]
     assert (item.reason, item.predicted) == ("clarified", "ask_billing")
+
+
+def test_a_shared_phone_switches_to_the_other_patients_details(stack):
+    """Issue 18: two synthetic patients share the demo number. Verified as one (the stack runs
+    without IDV_REQUIRE_CODE, as it starts by default), the other's date of birth switches the
+    session to them, and "when is my appointment" then answers with theirs; no reply names
+    anyone, and no date reaches the bot."""
+    from bot.core import replies
+    from bot.records.identity import IdentityRegistry, request_verification
+
+    office = load_office(stack.cfg.office_config)
+    conv = conversation_id(keyring(stack.cfg), "sms", DEMO_NUMBER)
+
+    async def identity(do):
+        client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+        try:
+            return await do(IdentityRegistry(client, keyring(stack.cfg), stack.cfg.redis_prefix))
+        finally:
+            await client.close()
+
+    # As the appointment action asks before an answer that needs a verified patient.
+    asyncio.run(identity(lambda registry: request_verification(registry, conv, "ask_appointment_details")))
+    try:
+        [first] = text(stack, "01/01/1980")  # demo-patient-1: verified, the question answered
+        assert "Jan 15" in first and "9:30 AM" in first
+        assert text(stack, "06/15/2012") == [replies.switched(office)]  # demo-patient-2
+        [second] = text(stack, "when is my appointment")
+        assert "Jan 22" in second and "3:00 PM" in second
+        assert text(stack, "my dob is 06/15/2012") == [replies.same_patient(office)]
+        assert text(stack, "01/01/1980") == [replies.switched(office)]
+        [back] = text(stack, "when is my appointment")
+        assert "Jan 15" in back
+    finally:
+        asyncio.run(identity(lambda registry: registry.end(conv)))

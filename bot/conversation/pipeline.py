@@ -12,10 +12,13 @@ into an :class:`~bot.conversation.inbound.Inbound`. Then, in this order:
    NLU, whose emergency intent redirects, and otherwise gets the safety check, never an
    ordinary answer (also when Rasa is down or slow, the number has opted out, or staff hold
    the conversation) (bot/conversation/safety_answers.py);
-6. opt-out / opt-in / HELP keywords (bot/conversation/keyword_gate.py);
+6. opt-out / opt-in / HELP keywords (bot/conversation/keyword_gate.py); in web chat, which
+   changes no SMS consent, its own answers to them and "sign out" (web_commands.py);
 7. hand-off: an escalated conversation (waiting for staff or held) goes to the staff inbox
    and the bot is silent; then, deterministically and before the NLU: the answer to a pending
-   date-of-birth question (bot/conversation/verification.py, never passed to the bot),
+   verification question (number on file in web chat, date of birth, code) and a date of
+   birth that switches a shared phone's session (bot/conversation/verification.py, never
+   passed to the bot),
    questions about another person (one neutral reply), replies to a pending appointment
    reminder (bot/records/reminders.py);
 8. Rasa, then the PHI egress guard on each reply (bot/conversation/bot_answer.py); never
@@ -42,6 +45,7 @@ from bot.conversation.keyword_gate import KeywordGate
 from bot.conversation.rasa_client import RasaClient
 from bot.conversation.safety_answers import SafetyAnswers, Writes
 from bot.conversation.verification import SendCode, Verification
+from bot.conversation.web_commands import WebCommands
 from bot.core import phi, replies
 from bot.core.keywords import classify_keyword
 from bot.records.consent import ConsentState
@@ -63,7 +67,8 @@ class InboundPipeline:
     # Seconds a duplicate delivery waits for the first one's stored answer: the first answers
     # within the holding deadline (or Rasa's timeout where no holding message applies).
     duplicate_wait: float = 6.0
-    # Set by the app when verification needs a one-time code.
+    # Set by the app: how one-time codes are texted to a number on file (web chat always
+    # needs them; SMS with IDV_REQUIRE_CODE).
     send_code: Optional[SendCode] = None
     # The safety gate's second layer (bot.safety.model), set by the app; without it the rules
     # and the safety net still run.
@@ -77,14 +82,15 @@ class InboundPipeline:
         self.keywords = KeywordGate(services)
         self.bot = BotAnswers(services, rasa, self.safety, self.idempotency)
         self.verification = Verification(services, self.bot.ask)
+        self.web_commands = WebCommands(services)
 
     def screen(self, text: str) -> Screening:
         """The in-process safety layers' verdict on ``text`` (rules, classifier, the net's trigger)."""
         return screen(text, self.classifier) if text else Screening(None, None, "en")
 
     async def drain(self, timeout: float = 15.0) -> None:
-        """Wait for late deliveries in flight (shutdown, tests)."""
-        await self.bot.drain(timeout)
+        """Wait for late deliveries and one-time codes in flight (shutdown, tests)."""
+        await asyncio.gather(self.bot.drain(timeout), self.verification.drain(timeout))
 
     # -- the whole path ---------------------------------------------------------------------
     async def handle(self, msg: Inbound, admit: Optional[Admit] = None) -> List[str]:
@@ -184,6 +190,10 @@ class InboundPipeline:
         if screening.emergency is not None:
             finishing.insert(0, received)
             return self.safety.emergency(msg, screening.emergency, screening.language, conversation, finishing)
+        if msg.channel == "web" and not screening.concern:
+            chat = await self.web_commands.answer(text, conversation, finishing, received)
+            if chat is not None:
+                return chat
         if consent is not None:
             if screening.concern and consent.opted_out and classify_keyword(text) is None:
                 # Like a redirect, the safety check is the one message an opted-out number gets.
@@ -217,7 +227,8 @@ class InboundPipeline:
         if pending.escalated:
             return await self._to_staff(msg, text, screening, conversation, finishing)
 
-        # 7b. The date of birth asked for before PHI: checked here, never passed to the bot.
+        # 7b. Verification (number on file, date of birth, code) asked for before PHI, and a
+        #     shared phone's date of birth: checked here, never passed to the bot.
         verification = await self.verification.answer(msg, text, conversation, pending.verification,
                                                       self.send_code)
         if verification is not None:

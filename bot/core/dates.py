@@ -89,3 +89,25 @@ _DATE_SHAPE = re.compile(
 def has_date(text: str) -> bool:
     """Whether ``text`` holds something a date of birth could be."""
     return bool(_DATE_SHAPE.search(text) or DATE_LIKE.search(text))
+
+
+# The words that may stand around a date of birth given on its own ("my dob is 6/15/2012",
+# "born June 15 2012", "and her date of birth: 06/15/2012").
+_DOB_WORDS = frozenset(
+    "my his her their our the patient patient's kid's child's son's daughter's dob d o b is date of birth "
+    "birthday birthdate born on i was it it's its for now and what about this that here please pls ok okay "
+    "thanks thank you try".split()
+)
+
+
+def standalone_dob(text: str, today: Optional[date] = None) -> Optional[date]:
+    """A date of birth given on its own: a full date with, around it, only words that introduce
+    a date of birth; None for anything else, an impossible date included (a date inside a
+    sentence, "I was seen on 01/05/2024", is not taken for one)."""
+    rest = DATE_LIKE.sub(" ", text.lower().replace("\u2019", "'"))
+    if any(word not in _DOB_WORDS for word in re.findall(r"[a-z']+|\d+", rest)):
+        return None
+    try:
+        return parse_dob(text, today)
+    except InvalidDate:
+        return None

@@ -20,6 +20,7 @@ from typing import Optional
 from bot.core.language import fold_accents
 
 OPT_OUT, OPT_IN, HELP = "opt_out", "opt_in", "help"
+SIGN_OUT = "sign_out"  # web chat only: end the verified session
 
 OPT_OUT_WORDS_EN = frozenset(
     {"stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out",
@@ -117,3 +118,21 @@ def keyword_language(text: str) -> str:
 def is_opt_in_word(text: str) -> bool:
     """Whether ``text`` asks to resume texts, counting "yes" (meant only after an opt-out)."""
     return _plain(text) in OPT_IN_IF_OPTED_OUT
+
+
+# Web chat: no carrier sits in between and no consent changes there; these words get the
+# chat's own answers (bot/conversation/web_commands.py).
+SIGN_OUT_WORDS = frozenset({"sign out", "signout", "sign me out", "log out", "logout", "log me out", "sign off",
+                            "log off", "cerrar sesion", "cerrar la sesion", "salir de la sesion"})
+# Carrier words that mean something else in a chat: there "cancel" is about an appointment.
+_SMS_ONLY_WORDS = frozenset({"cancel", "cancelar"})
+
+
+def web_keyword(text: str) -> Optional[str]:
+    """``sign_out``, or what :func:`classify_keyword` says (a bare "cancel" excepted), or None."""
+    plain = _plain(text)
+    if plain in SIGN_OUT_WORDS:
+        return SIGN_OUT
+    if plain in _SMS_ONLY_WORDS:
+        return None
+    return classify_keyword(text)

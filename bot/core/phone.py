@@ -39,6 +39,32 @@ def try_e164(raw: str, default_region: str = "US") -> Optional[str]:
         return None
 
 
+def find_number(text: str, default_region: str = "US") -> Optional[str]:
+    """The first whole phone number (area code included) in ``text``, in E.164, or None.
+
+    Read with phonenumbers' matcher, which skips dates and other runs of digits; a local
+    number without its area code is not a number we could have on file.
+    """
+    for match in phonenumbers.PhoneNumberMatcher(text[:200], default_region, leniency=phonenumbers.Leniency.POSSIBLE):
+        if phonenumbers.is_possible_number_with_reason(match.number) == phonenumbers.ValidationResult.IS_POSSIBLE:
+            return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def looks_like_a_number(text: str) -> bool:
+    """Whether ``text`` holds as many digits as a phone number (so it is kept from the bot
+    even when it is not a number we can read)."""
+    return sum(ch.isdigit() for ch in text) >= 7
+
+
+def national(e164: str) -> str:
+    """``+15550100000`` as people write it in its own country: ``(555) 010-0000``."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
 def local_timezone(e164: str, fallback: str) -> str:
     """The recipient's time zone from the number's area (phonenumbers' data) when the number
     maps to exactly one zone, else ``fallback`` (the office's zone)."""

@@ -163,10 +163,53 @@ def ask_dob(office: Office) -> str:
             "(MM/DD/YYYY).")
 
 
-def verification_failed(office: Office) -> str:
-    """One reply for every failure: wrong date, unknown number, locked out."""
-    return (f"Sorry, I couldn't verify that. For your privacy I can't share details by text right now. "
+def verification_failed(office: Office, channel: str = "sms") -> str:
+    """One reply for every failure: wrong date, wrong code, unknown number, locked out."""
+    where = "here" if channel == "web" else "by text"
+    return (f"Sorry, I couldn't verify that. For your privacy I can't share details {where} right now. "
             f"Please call {office.name} at {office.phone}.")
+
+
+# Web chat: the browser proves nothing, so the first question is the number on file; every
+# reply after it is the same whether or not the number, or the date of birth, is on file.
+def ask_number(office: Office) -> str:
+    """The first step of verification in web chat: which number on file the chat is about."""
+    return ("To protect your privacy I need to check it's you. First, please type the mobile number "
+            "we have on file for you.")
+
+
+def number_unreadable(office: Office) -> str:
+    """Something like a number that is not one (or a date typed before the number)."""
+    return "Hmm, I couldn't read a phone number there. Please type your mobile number with the area code."
+
+
+def ask_dob_after_number(office: Office) -> str:
+    """After the number: the same words whether or not anyone is on file at it."""
+    return "Thanks. Now please type your date of birth (MM/DD/YYYY)."
+
+
+def code_sent_if_matched(office: Office) -> str:
+    """After the date of birth in web chat: the same words whether or not the number and date
+    matched, so nobody can try numbers and dates here to learn who is a patient."""
+    return "If those details match our records, we've texted a code to the number on file. Type it here."
+
+
+# -- shared phones: a date of birth typed in a verified conversation (no one is named) -------------
+def switched(office: Office) -> str:
+    """The session now belongs to another patient at the same number."""
+    return ("Thanks. The details I give from now on are for the patient with the date of birth you just gave. "
+            "What would you like to know?")
+
+
+def same_patient(office: Office) -> str:
+    """The date of birth of the patient already verified."""
+    return "Thanks, that's the patient I'm already giving details for. What would you like to know?"
+
+
+def switch_failed(office: Office) -> str:
+    """A switch that failed (a date of birth or a code that did not match): the session stays."""
+    return ("Sorry, I couldn't verify that, so the details I give are still for the patient "
+            f"you verified before. Questions? Call {office.name} at {office.phone}.")
 
 
 def invalid_date(reason: str) -> str:
@@ -224,6 +267,9 @@ def code_sent(office: Office) -> str:
     return "Thanks. I've sent you a 6-digit code in a separate text; reply with it to continue."
 
 
-def one_time_code(office: Office, code: str) -> str:
-    """The text that carries the one-time code."""
+def one_time_code(office: Office, code: str, channel: str = "sms") -> str:
+    """The text that carries the one-time code (saying where it is to be typed)."""
+    if channel == "web":
+        return (f"{office.name}: your code for our secure web chat is {code}. It expires in 10 minutes. "
+                "Don't share it with anyone; we never ask for it by phone.")
     return f"{office.name}: your code is {code}. It expires in 10 minutes. Don't share it with anyone."

@@ -163,6 +163,16 @@ class AppointmentStore:
                 out.append((pid, date.fromisoformat(patient["birth_date"])))
         return out
 
+    async def number_on_file(self, phone_idx: str) -> Optional[str]:
+        """The E.164 number whose blind index is ``phone_idx``, from the records of the patients
+        reachable there, or None when nobody is on file at it: where a one-time code for a web
+        conversation bound to that index is sent (never a number someone typed)."""
+        for pid in await self.patients_at(phone_idx):
+            for number in (await self.get_patient(pid) or {}).get("phones", []):
+                if phone_index(self.keys, number) == phone_idx:
+                    return number
+        return None
+
     async def starting_between(self, start: datetime, end: datetime) -> List[StoredAppointment]:
         """Appointments starting in [start, end), soonest first (any status)."""
         out = []

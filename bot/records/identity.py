@@ -4,11 +4,13 @@ The state lives in Redis under the conversation's pseudonym, sealed, never in th
 tracker alone, so no crafted message or slot can forge it:
 
 * ``pb:idv:session:<conv>``  the verified session (which patient ref, channel, since, last
-  seen); it ends after 15 minutes idle, 12 hours in total, or on opt-out;
+  seen); it ends after 15 minutes idle, 12 hours in total, on opt-out, on sign out (web
+  chat) or at a lock-out;
 * ``pb:idv:fails:<conv>``    failed attempts (a sorted set of times): 3 within 30 minutes lock
   verification for 30 minutes, 10 within a day lock it until staff unlock;
 * ``pb:idv:otp:<conv>``      a one-time code, stored as a keyed hash, valid 10 minutes, single
-  use; at most 3 codes an hour.
+  use; at most 3 codes an hour per conversation and 5 per number on file
+  (``pb:idv:otp-sent-to:<phone index>``).
 
 The date of birth and the code a patient types are compared and dropped: never stored, never
 logged. Every failure gets the same reply whatever was wrong, so a wrong DOB, an unknown
@@ -35,6 +37,7 @@ SHORT_LOCK_AFTER, SHORT_LOCK = 3, timedelta(minutes=30)
 DAY_LOCK_AFTER = 10
 OTP_TTL = timedelta(minutes=10)
 OTP_PER_HOUR = 3
+OTP_PER_NUMBER_HOUR = 5
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,14 @@ class IdentityRegistry:
             return Attempt(False, locked)
         matches = [ref for ref, born in candidates if hmac.compare_digest(born.isoformat(), given.isoformat())]
         if len(matches) == 1:
-            await self.redis.delete(self._k("fails", conversation))
-            if then_code:  # the date matched; the session starts only with the one-time code
+            if then_code:
+                # The date matched; the session starts only with the one-time code. The failures
+                # stay counted until then: were they cleared here, the lock-out's timing would
+                # tell someone who never sees the code whether the date was right.
                 key = self._k("code-step", conversation)
                 await self.redis.set(key, self.keys.encrypt_text(matches[0], key), ex=int(OTP_TTL.total_seconds()))
             else:
+                await self.redis.delete(self._k("fails", conversation))
                 await self._store_session(conversation, Session(matches[0], channel, now, now))
             return Attempt(True, None, matches[0])
         return Attempt(False, await self._fail(conversation, now))
@@ -143,21 +149,34 @@ class IdentityRegistry:
     def _code_hash(self, conversation: str, code: str) -> str:
         return self.keys.blind_index(f"{conversation}:{code}", "otp")
 
-    async def issue_code(self, conversation: str, now: Optional[datetime] = None) -> Optional[str]:
-        """A fresh 6-digit code to send to the number on file, or None past 3 codes an hour."""
+    async def issue_code(self, conversation: str, now: Optional[datetime] = None,
+                         recipient_idx: Optional[str] = None) -> Optional[str]:
+        """A fresh 6-digit code to send to the number on file, or None past 3 codes an hour for
+        the conversation, or past 5 an hour for the number (``recipient_idx``, its blind index:
+        a web browser can start any number of conversations, the number's owner gets at most
+        that many texts)."""
         now = now or datetime.now(timezone.utc)
-        sent_key = self._k("otp-sent", conversation)
-        if await self.redis.zcount(sent_key, (now - timedelta(hours=1)).timestamp(), "+inf") >= OTP_PER_HOUR:
-            return None
+        counters = [(self._k("otp-sent", conversation), OTP_PER_HOUR)]
+        if recipient_idx:
+            counters.append((self._k("otp-sent-to", recipient_idx), OTP_PER_NUMBER_HOUR))
+        hour_ago = (now - timedelta(hours=1)).timestamp()
+        for key, limit in counters:
+            if await self.redis.zcount(key, hour_ago, "+inf") >= limit:
+                return None
         code = f"{secrets.randbelow(10**6):06d}"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._k("otp", conversation),
                      json.dumps({"hash": self._code_hash(conversation, code), "expires": (now + OTP_TTL).isoformat()}),
                      ex=int(OTP_TTL.total_seconds()))
-            pipe.zadd(sent_key, {secrets.token_hex(4): now.timestamp()})
-            pipe.expire(sent_key, 3600)
+            for key, _ in counters:
+                pipe.zadd(key, {secrets.token_hex(4): now.timestamp()})
+                pipe.expire(key, 3600)
             await pipe.execute()
         return code
+
+    async def cancel_code_step(self, conversation: str) -> None:
+        """Drop a code step in progress (the web conversation was bound to another number)."""
+        await self.redis.delete(self._k("otp", conversation), self._k("code-step", conversation))
 
     async def awaiting_code(self, conversation: str) -> bool:
         return bool(await self.redis.exists(self._k("code-step", conversation)))
@@ -171,10 +190,14 @@ class IdentityRegistry:
             return Attempt(False, locked)
         key = self._k("code-step", conversation)
         token = await self.redis.get(key)
-        if token is None or not await self.check_code(conversation, code, now):
+        if token is None or not await self.redis.exists(self._k("otp", conversation)):
+            # No code was sent (the date did not match, or past the hourly limits): a wrong code
+            # all the same, so the count of failures does not tell which.
+            return Attempt(False, await self._fail(conversation, now))
+        if not await self.check_code(conversation, code, now):
             return Attempt(False, await self.lock_state(conversation, now))
         patient_ref = self.keys.decrypt_text(token.decode() if isinstance(token, bytes) else token, key)
-        await self.redis.delete(key)
+        await self.redis.delete(key, self._k("fails", conversation))
         await self._store_session(conversation, Session(patient_ref, channel, now, now))
         return Attempt(True, None, patient_ref)
 

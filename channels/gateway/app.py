@@ -116,8 +116,7 @@ async def _start(app: web.Application) -> None:
     pipeline.holding_after = cfg.sms_holding_after
     pipeline.duplicate_wait = cfg.rasa_reply_timeout + 1.0  # the first delivery's answer is due by then
     pipeline.classifier = load_risk_classifier()
-    if cfg.idv_require_code:
-        pipeline.send_code = sms.code_delivery(sender, services)
+    pipeline.send_code = sms.code_delivery(sender, services)  # web chat always texts codes; SMS per IDV_REQUIRE_CODE
     try:
         await audit_configuration(services.redis, services.keys, services.audit, cfg, SYSTEM)
         await open_connections(services.redis, cfg.redis_warm_connections)

@@ -143,14 +143,16 @@ def late_delivery(sender: SmsSender, services: Services):
 
 
 def code_delivery(sender: SmsSender, services: Services):
-    """Send a one-time verification code to the number on file (the sender, whose number matched)."""
+    """Send a one-time verification code to a number on file (bot.conversation.verification.
+    SendCode): an SMS sender's own number, or the number a web chat is bound to, as the
+    patient records hold it. Through the outbound gate: an opted-out number gets no code."""
     gate = services.outbound
 
-    async def deliver(msg: Inbound, conversation: str, text: str) -> bool:
-        if not (await gate.check(phone_index(services.keys, msg.sender), conversation, "reply", SYSTEM)).allowed:
+    async def deliver(to: str, conversation: str, text: str) -> bool:
+        if not (await gate.check(phone_index(services.keys, to), conversation, "reply", SYSTEM)).allowed:
             return False
         try:
-            await sender.send(msg.sender, text, conversation)
+            await sender.send(to, text, conversation)
         except SendFailed:
             return False
         return True
