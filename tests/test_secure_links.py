@@ -178,3 +178,16 @@ async def test_the_sweep_command_expires_unopened_links(svc):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1 secure link(s) expired"
     assert [e.action for e in await _events(svc)].count("secure_link_expired") == 1
+
+
+async def test_peeking_tells_the_state_and_spends_nothing(svc):
+    """The page a GET shows (a phone's link preview fetches it) must leave the link to the patient."""
+    token = await svc.secure_links.issue(CONV, PHONE_IDX, None, now=T0)
+    for _ in range(3):
+        assert await svc.secure_links.peek(token, now=T0 + timedelta(minutes=1)) == "live"
+    assert await svc.secure_links.peek(token, now=T0 + timedelta(minutes=15)) == "expired"
+    assert (await svc.secure_links.open(token, now=T0 + timedelta(minutes=2))).status == "ok"
+    assert await svc.secure_links.peek(token, now=T0 + timedelta(minutes=3)) == "used"
+    assert await svc.secure_links.peek(new_token(), now=T0) == "unknown"
+    assert await svc.secure_links.peek("not a token", now=T0) == "unknown"
+    assert [e.action for e in await _events(svc)] == ["secure_link_issued", "secure_link_opened"]

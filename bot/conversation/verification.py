@@ -48,6 +48,8 @@ AskBot = Callable[[Inbound, str, str], Awaitable[List[str]]]
 # What a switch between patients on a shared phone leaves pending: answered with the switch's
 # own reply once verified, never sent to the bot as an intent.
 SWITCH = "switch_patient"
+# Verify, then ask what they need: a secure link sent when no particular question was waiting.
+JUST_VERIFY = "just_verify"
 CODE = re.compile(r"\s*\d{6}\s*")
 
 
@@ -231,6 +233,8 @@ class Verification:
         await clear_pending(services.identity, conversation)
         if intent == SWITCH:
             return [replies.switched(office)]
+        if intent == JUST_VERIFY:
+            return [replies.verified_ask_what(office)]
         if not intent.replace("_", "").isalpha():
             # Never passed to Rasa as a command; the patient is verified and asked what they need.
             return own_replies.fallback(office, conversation, "unknown_pending_intent")

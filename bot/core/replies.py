@@ -195,6 +195,17 @@ def code_sent_if_matched(office: Office) -> str:
 
 
 # -- shared phones: a date of birth typed in a verified conversation (no one is named) -------------
+def verified_ask_what(office: Office) -> str:
+    """Verified, with no particular question waiting (a secure link that named none)."""
+    return "Thanks, you're verified. What would you like to know?"
+
+
+def secure_chat_opened(office: Office) -> str:
+    """The first message of a web chat opened from a secure link, before the identity check."""
+    return (f"Welcome to {office.name}'s secure chat. To protect your privacy I need to check it's you "
+            "before I show your details.")
+
+
 def switched(office: Office) -> str:
     """The session now belongs to another patient at the same number."""
     return ("Thanks. The details I give from now on are for the patient with the date of birth you just gave. "

@@ -160,6 +160,21 @@ class SecureLinks:
                                 {"link": link_id, "intent": intent or "", "expires": (now + LINK_TTL).isoformat()})
         return token
 
+    async def peek(self, token: str, now: Optional[datetime] = None) -> str:
+        """The link's status without spending it: "live", "used", "expired" or "unknown". For
+        the page a GET shows: phones fetch a link's preview when it arrives, and that fetch
+        must not spend it (only the patient's press of the page's button does)."""
+        now = now or datetime.now(timezone.utc)
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            return UNKNOWN
+        state, expires = await self.redis.hmget(self._key(self._hash(token)), "state", "expires")
+        state = as_text(state)
+        if state is None:
+            return UNKNOWN
+        if state == LIVE and _epoch(now) >= int(as_text(expires)):
+            return EXPIRED
+        return state
+
     async def open(self, token: str, now: Optional[datetime] = None) -> LinkOpen:
         """Spend the link ``token``: "ok" with its grant the first time within 15 minutes, and
         never again; "used", "expired" or "unknown" otherwise (each audited)."""
