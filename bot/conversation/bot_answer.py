@@ -9,7 +9,7 @@ from typing import Awaitable, Callable, List, Optional, Set
 from bot.conversation import own_replies
 from bot.conversation.idempotency import Idempotency
 from bot.conversation.inbound import Inbound
-from bot.conversation.rasa_client import BotReply, RasaClient, RasaUnavailable
+from bot.conversation.rasa_client import BotReply, RasaClient, RasaUnavailable, Reply
 from bot.conversation.safety_answers import SafetyAnswers, Writes
 from bot.core import phi
 from bot.safety.screen import CHECK, REDIRECT, Screening
@@ -148,7 +148,7 @@ def egress_guard(conversation: str, bot_replies: List[BotReply], verified: bool)
     allowed = []
     for reply in bot_replies:
         if phi.egress_allowed(reply.phi_class, verified):
-            allowed.append(reply.text)
+            allowed.append(Reply(reply.text, reply.choices) if reply.choices else reply.text)
         else:
             logger.critical("INCIDENT blocked a %r reply to unverified conversation %s", reply.phi_class, conversation)
     return allowed
