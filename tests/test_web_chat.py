@@ -188,7 +188,7 @@ async def test_a_browser_that_keeps_no_cookie_is_refused(chat, browsers, redis_s
     cookie the handshake offers never comes back, and the connection is refused."""
     base, stub, cfg, app = chat
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await browsers(base, keep_cookies=False).open()
+        await browsers(base, keep_cookies=False).open(wait=2)
     assert "cookie_mismatch" in _audited(redis_sync, prefix, "web_chat_refused")
 
 

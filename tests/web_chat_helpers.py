@@ -68,11 +68,11 @@ class Browser:
         morsel = self.http.cookie_jar.filter_cookies(URL(self.base)).get(COOKIE)
         return morsel.value if morsel else None
 
-    async def open(self, kept_label: Optional[str] = None) -> str:
+    async def open(self, kept_label: Optional[str] = None, wait: float = 10) -> str:
         """Connect and ask for the session as the widget does; the label the server confirms."""
         headers = {"Origin": self.origin} if self.origin else {}
         await self.sio.connect(self.base, headers=headers, transports=self.transports, socketio_path="/socket.io/",
-                               wait_timeout=10)
+                               wait_timeout=wait)
         await self.sio.emit("session_request", {"session_id": kept_label})
         confirmed = await asyncio.wait_for(self.confirmed.get(), REPLY_WAIT)
         return confirmed["session_id"]

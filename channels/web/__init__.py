@@ -11,6 +11,7 @@ worker (``worker_routing``).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import List, Optional
 
@@ -55,16 +56,27 @@ def add_web_chat(app: web.Application, cfg: Settings) -> None:
         chat.delivery = delivery
         delivery.start()
 
+    async def hang_up(app: web.Application) -> None:
+        """Close every connection this worker holds before the server waits for requests in
+        flight: a long poll would otherwise hold the shutdown until engine.io's next ping (25 s).
+        The widgets reconnect, to another worker or to this gateway once it is back."""
+        for sock in list(chat.sio.eio.sockets.values()):
+            await sock.close(wait=False, abort=False)  # a poll waiting on it gets the close packet
+        await chat.sio.shutdown()  # engine.io's watch over its connections
+        # aiohttp waits for every task started since start-up; engine.io leaves each closed
+        # connection's ping timer asleep for up to its ping interval.
+        for task in asyncio.all_tasks():
+            if getattr(task.get_coro(), "__qualname__", "") == "AsyncSocket._send_ping":
+                task.cancel()
+
     async def stop(app: web.Application) -> None:
         await app[WEB_DELIVERY].stop()
-        for sock in list(chat.sio.eio.sockets.values()):  # every browser here (they reconnect to another)
-            await sock.close(wait=False, abort=False)  # a poll waiting on it gets the close packet
-        await chat.sio.shutdown()
         routes = app.get(WORKER_ROUTES)
         if routes is not None:
             await routes.close()
 
     app.on_startup.append(start)
+    app.on_shutdown.append(hang_up)
     app.on_cleanup.insert(0, stop)  # before the gateway closes the services it uses
 
 
