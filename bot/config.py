@@ -15,7 +15,8 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = ROOT / ".env"
@@ -87,6 +88,10 @@ class Settings:
     # a browser proves nothing by itself, and with the code step the reply to a date of birth is
     # the same whether or not it matched (bot.conversation.verification).
     webchat_require_code: bool = True
+    # Web chat (channels/web): the other sites whose pages may embed it (origins, checked on the
+    # socket.io handshake and named in the chat page's frame-ancestors), and its rate limit.
+    webchat_allowed_origins: Tuple[str, ...] = ()
+    webchat_rate_limit_per_minute: int = 20
     # Staff console (channels/staff): sessions, sign-in lockout, queue SLA.
     staff_session_idle_minutes: int = 15  # signed out after this long without activity
     staff_session_max_hours: int = 12  # and after this long whatever the activity
@@ -118,6 +123,11 @@ class Settings:
     @property
     def action_url(self) -> str:
         return f"http://127.0.0.1:{self.action_port}"
+
+    @property
+    def public_origin(self) -> str:
+        """The gateway's own origin as browsers name it (scheme://host[:port] of PUBLIC_BASE_URL)."""
+        return _origin(self.public_base_url)
 
     @property
     def gateway_url(self) -> str:
@@ -181,6 +191,27 @@ def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     return raw if raw.is_absolute() else ROOT / raw
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _origins(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
+    """A comma-separated list of web origins (``https://www.example.org``: scheme, host, optional
+    port, nothing else), as browsers send them in the Origin header."""
+    found = []
+    for raw in (env.get(name) or "").split(","):
+        item = raw.strip().rstrip("/")
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query \
+                or parts.fragment or parts.username or parts.password or "*" in item:
+            raise ConfigError(f"setting {name}: {item!r} is not an origin like https://www.example.org")
+        found.append(_origin(item))
+    return tuple(dict.fromkeys(found))
+
+
 def _decode_key(name: str, raw: str) -> bytes:
     try:
         key = base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4))
@@ -239,6 +270,8 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         sms_holding_after=_float(env, "SMS_HOLDING_AFTER_SECONDS", 1.0),
         idv_require_code=_bool(env, "IDV_REQUIRE_CODE", False),
         webchat_require_code=_bool(env, "WEBCHAT_REQUIRE_CODE", True),
+        webchat_allowed_origins=_origins(env, "WEBCHAT_ALLOWED_ORIGINS"),
+        webchat_rate_limit_per_minute=_int(env, "WEBCHAT_RATE_LIMIT_PER_MINUTE", 20),
         staff_session_idle_minutes=_int(env, "STAFF_SESSION_IDLE_MINUTES", 15),
         staff_session_max_hours=_int(env, "STAFF_SESSION_MAX_HOURS", 12),
         staff_cookie_secure=_bool(env, "STAFF_COOKIE_SECURE", True),

@@ -15,6 +15,7 @@ from typing import Optional
 import redis.asyncio as aioredis
 
 from bot.config import Settings, settings
+from bot.conversation.web_outbox import WebOutbox
 from bot.core.office import Office, load_office
 from bot.nlu.inbox import ReviewInbox
 from bot.records.appointments import AppointmentStore
@@ -51,6 +52,7 @@ class Services:
     staff_accounts: StaffAccounts
     staff_sessions: StaffSessions
     review_inbox: ReviewInbox = field(repr=False)
+    web_outbox: WebOutbox = field(repr=False)  # what the office sends to web chat browsers
 
     async def close(self) -> None:
         """Close the Redis client (the process is done with these services)."""
@@ -81,4 +83,5 @@ def build_services(cfg: Optional[Settings] = None, redis: Optional[aioredis.Redi
                                      cfg.staff_lockout_minutes, cfg.staff_totp_issuer),
         staff_sessions=StaffSessions(client, prefix, cfg.staff_session_idle_minutes, cfg.staff_session_max_hours),
         review_inbox=ReviewInbox(client, keys, prefix, cfg.nlu_inbox_days),
+        web_outbox=WebOutbox(client, keys, prefix),
     )

@@ -4,7 +4,8 @@
 #   2. build .venv and install the pinned lock (skipped when the lock is unchanged),
 #   3. make sure a Redis server answers (start one, installing Debian's package if missing),
 #   4. write .env with freshly generated secrets if there is none (never committed),
-#   5. make sure Debian's chromium is there for the staff console's browser test.
+#   5. make sure Debian's chromium is there for the staff console's browser test,
+#   6. fetch the web chat widget (npm pack, pinned version and integrity: channels/web/widget.pin).
 # Re-running it when nothing changed takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,5 +93,17 @@ if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's chromium"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+# --- 6: the web chat widget the gateway serves (channels/web/widget_bundle.py) ----------------
+# npm fetches the pinned tarball; a tarball or file whose hash is not the pinned one stops the
+# setup here. Skipped (in well under a second) when the verified file is already there.
+if ! command -v npm >/dev/null 2>&1; then
+    say "installing Debian's npm (to fetch the web chat widget)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+fi
+if ! "$VENV/bin/python" -m channels.web.widget_bundle fetch >&2; then
+    echo "setup failed: the web chat widget could not be fetched and verified (see above)" >&2
+    exit 1
 fi
 say "ready"

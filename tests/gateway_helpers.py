@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
@@ -23,6 +23,8 @@ class StubRasa:
         self.secret = secret
         self.calls: List[Dict[str, Any]] = []
         self.replies: List[Dict[str, str]] = [{"text": "hello from the bot", "phi_class": "public"}]
+        # When set, the replies to each call are answer(call) instead (e.g. an echo naming the sender).
+        self.answer: Optional[Callable[[Dict[str, Any]], List[Dict[str, Any]]]] = None
         self.status = 200
         self.delay = 0.0  # seconds before answering: a slow Rasa
         # The connector's staff routes: the transcript it serves and the staff messages recorded.
@@ -34,12 +36,13 @@ class StubRasa:
 
         async def webhook(request: web.Request) -> web.Response:
             assert request.headers.get(SECRET_HEADER) == self.secret
-            self.calls.append(await request.json())
+            call = await request.json()
+            self.calls.append(call)
             if self.delay:
                 await asyncio.sleep(self.delay)
             if self.status != 200:
                 return web.json_response({"error": "x"}, status=self.status)
-            return web.json_response({"messages": self.replies})
+            return web.json_response({"messages": self.answer(call) if self.answer else self.replies})
 
         async def health(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})

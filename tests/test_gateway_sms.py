@@ -283,3 +283,11 @@ async def test_someone_elses_appointment_gets_the_neutral_reply_without_the_bot(
     client, stub, cfg = gateway
     [reply] = messages(await (await post(client, cfg, sms("what time is my mom's appointment", _sid(320)))).text())
     assert "only discuss appointments with the patient" in reply and stub.calls == []
+
+
+async def test_buttons_are_left_out_of_an_sms_whose_text_numbers_the_choices(gateway):
+    client, stub, cfg = gateway
+    stub.replies = [{"text": "Did you mean:\n1) hours\n2) parking\nReply with a number.", "phi_class": "public",
+                     "buttons": [{"title": "hours", "payload": "1"}, {"title": "parking", "payload": "2"}]}]
+    resp = await post(client, cfg, sms("hours or parking"))
+    assert messages(await resp.text()) == ["Did you mean:\n1) hours\n2) parking\nReply with a number."]

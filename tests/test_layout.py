@@ -48,6 +48,8 @@ ONE_WAY_RULES = [
     "bot/ imports nothing of channels/ (except bot.cli and bot.ops)",
     "actions/ imports nothing of channels/",
     "channels.rasa_bridge (inside Rasa) imports nothing of the gateway's channels",
+    "channels.web imports nothing of channels.sms or channels.staff",
+    "channels.sms and channels.staff import nothing of channels.web",
 ]
 SMS_STAFF_RULES = [
     "channels.sms and channels.staff do not import each other",

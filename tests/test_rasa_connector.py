@@ -141,3 +141,19 @@ async def test_the_transcript_needs_a_sender_and_gives_user_and_bot_texts(agent)
     assert answer(await handler(request(agent, method="GET"))) == (400, {"error": "sender is required"})
     status, out = answer(await handler(request(agent, method="GET", args={"sender": "sms-1"})))
     assert (status, out) == (200, {"messages": []})
+
+
+async def test_buttons_travel_with_their_reply_and_a_command_payload_is_dropped():
+    """Buttons reach the gateway (the web chat shows them); a "/intent" payload never does: the
+    gateway strips a leading "/" from what patients send, so it would arrive as other text."""
+    output = connector.GatewayOutput()
+    await output.send_response("web-x", {"text": "Did you mean: 1) hours 2) parking", "custom": {"phi_class": "public"},
+                                         "buttons": [{"title": "hours", "payload": "1"},
+                                                     {"title": "parking", "payload": " 2 "},
+                                                     {"title": "sneaky", "payload": "/ask_hours"},
+                                                     {"title": "", "payload": "3"}, "not a button"]})
+    await output.send_response("web-x", {"text": "plain", "custom": {"phi_class": "public"}})
+    assert output.messages == [
+        {"text": "Did you mean: 1) hours 2) parking", "phi_class": "public", "safety": "",
+         "buttons": [{"title": "hours", "payload": "1"}, {"title": "parking", "payload": "2"}]},
+        {"text": "plain", "phi_class": "public", "safety": ""}]

@@ -10,7 +10,7 @@ from bot.conversation import own_replies
 from bot.conversation.idempotency import Idempotency
 from bot.conversation.inbound import Inbound
 from bot.conversation.phi_by_text import secure_link_reply
-from bot.conversation.rasa_client import BotReply, RasaClient, RasaUnavailable
+from bot.conversation.rasa_client import BotReply, RasaClient, RasaUnavailable, Reply
 from bot.conversation.safety_answers import SafetyAnswers, Writes
 from bot.core import phi
 from bot.records.consent import ConsentState
@@ -168,7 +168,7 @@ def egress_guard(conversation: str, bot_replies: List[BotReply], *, verified: bo
     allowed = []
     for reply in bot_replies:
         if phi.egress_allowed(reply.phi_class, verified) and phi.sms_body_allowed(reply.phi_class, phi_in_body):
-            allowed.append(reply.text)
+            allowed.append(Reply(reply.text, reply.choices) if reply.choices else reply.text)
         else:
             logger.critical("INCIDENT blocked a %r reply to conversation %s (verified: %s, PHI by text: %s)",
                             reply.phi_class, conversation, verified, phi_in_body)

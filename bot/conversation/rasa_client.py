@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import aiohttp
 
@@ -25,11 +25,44 @@ class RasaUnavailable(Exception):
     """Rasa did not answer in time, refused, or answered with an error."""
 
 
+Choices = Tuple[Tuple[str, str], ...]  # (title, payload) of each button offered with a reply
+MAX_CHOICES = 10
+
+
 @dataclass(frozen=True)
 class BotReply:
     text: str
     phi_class: str
     safety: str = ""  # "redirect" | "check" on the NLU's safety answers (bot.safety.screen), else ""
+    choices: Choices = ()
+
+
+class Reply(str):
+    """A reply's text that also carries the choices the bot offered with it. Everything that
+    handles replies as text (SMS, the audit, the answer kept for a replay) sees the text; the
+    web chat shows the choices as buttons. SMS needs nothing more: the text numbers them."""
+
+    choices: Choices
+
+    def __new__(cls, text: str, choices: Sequence[Tuple[str, str]] = ()) -> "Reply":
+        reply = super().__new__(cls, text)
+        reply.choices = tuple(choices)
+        return reply
+
+
+def choices_of(raw: Any) -> Choices:
+    """Buttons from the connector as (title, payload), keeping only those whose payload is text
+    a patient could type: never a "/" command (the gateway strips a leading "/" from what
+    patients send, so such a button would send something else than it says)."""
+    found = []
+    for button in raw if isinstance(raw, list) else []:
+        if not isinstance(button, dict):
+            continue
+        title, payload = button.get("title"), button.get("payload")
+        if isinstance(title, str) and isinstance(payload, str) and title.strip() and payload.strip() \
+                and not payload.lstrip().startswith("/"):
+            found.append((title.strip(), payload.strip()))
+    return tuple(found[:MAX_CHOICES])
 
 
 class RasaClient:
@@ -71,7 +104,8 @@ class RasaClient:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise RasaUnavailable(exc.__class__.__name__) from None
         return [
-            BotReply(str(m.get("text", "")), str(m.get("phi_class", "")), str(m.get("safety", "")))
+            BotReply(str(m.get("text", "")), str(m.get("phi_class", "")), str(m.get("safety", "")),
+                     choices_of(m.get("buttons")))
             for m in body.get("messages", [])
             if isinstance(m, dict) and m.get("text")
         ]

@@ -6,6 +6,7 @@ processes, channels/gateway/workers.py):
 * ``POST /sms/inbound``  signed SMS webhook (channels.sms.webhook)
 * ``POST /sms/status``   signed delivery status callbacks for outbound messages
 * ``/staff/``            the staff console (channels.staff; sign-in at ``/staff/login``)
+* ``GET /chat``, ``/socket.io/``  the web chat page and its socket.io endpoint (channels.web)
 * ``GET /healthz``       200 only when Redis, Rasa (with its encrypted tracker store) and the
                          action server all answer; 503 with the failing part otherwise.
 """
@@ -32,10 +33,11 @@ from bot.storage.audit import SYSTEM
 from bot.storage.config_audit import audit_configuration
 from bot.storage.redis_client import open_connections
 from channels.gateway.app_keys import HTTP, PIPELINE, RASA, SERVICES, SETTINGS, SMS_SENDER
-from channels.gateway.workers import fork_workers, stop_workers
+from channels.gateway.workers import fork_workers, keep_own_listener, private_listeners, stop_workers, worker_number
 from channels.sms import webhook as sms
 from channels.sms.sender import SmsSender
 from channels.staff import add_console
+from channels.web import add_web_chat, route_between_workers
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,11 @@ async def security_headers(request: web.Request, handler):
         response = web.Response(status=500, text="internal error")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    csp = response.headers.get("Content-Security-Policy", "")
+    if "frame-ancestors" not in csp or "frame-ancestors 'none'" in csp:
+        # A page whose policy names the sites that may frame it (the web chat, with
+        # WEBCHAT_ALLOWED_ORIGINS) decides alone: this header could only say DENY or SAMEORIGIN.
+        response.headers.setdefault("X-Frame-Options", "DENY")
     if isinstance(response, web.HTTPException):
         raise response
     return response
@@ -99,6 +105,7 @@ def create_app(cfg: Optional[Settings] = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     sms.add_routes(app)
     add_console(app, cfg)  # after on_startup's _start: the console's services are the gateway's
+    add_web_chat(app, cfg)  # likewise
     return app
 
 
@@ -144,12 +151,18 @@ def main() -> None:
     cfg = load_settings()
     configure_logging(cfg.log_level)
     load_office(cfg.office_config)  # fail at start-up on a bad office.yml
+    # Each worker's private port, bound before the fork so all know all (channels/web/worker_routing.py).
+    listeners = private_listeners(cfg.gateway_workers) if cfg.gateway_workers > 1 else []
+    private_ports = [sock.getsockname()[1] for sock in listeners]
     workers = fork_workers(cfg.gateway_workers)  # before any loop, thread or connection exists
+    own = keep_own_listener(listeners)
     app = create_app(cfg)
+    if private_ports:
+        route_between_workers(app, worker_number(), private_ports)
     app.on_startup.append(_freeze_start_up_heap)  # the process's own, after create_app's start
     try:
         web.run_app(app, host=cfg.gateway_host, port=cfg.gateway_port, access_log=None,
-                    reuse_port=cfg.gateway_workers > 1,
+                    reuse_port=cfg.gateway_workers > 1, sock=own,
                     print=lambda *_: logger.info("gateway listening on %s:%s", cfg.gateway_host, cfg.gateway_port))
     finally:
         stop_workers(workers)

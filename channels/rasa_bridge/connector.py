@@ -32,7 +32,7 @@ from channels.rasa_bridge import model_endpoint, speedups as rasa_speedups
 from channels.rasa_bridge import clarify_choice
 from channels.rasa_bridge.nlu_capture import capture_clarified, capture_latest_turn
 from bot.safety.screen import RISK_KEY
-from bot.conversation.rasa_client import SECRET_HEADER
+from bot.conversation.rasa_client import SECRET_HEADER, choices_of
 
 logger = logging.getLogger(__name__)
 guard_all_handlers()  # Rasa has configured its logging by the time it loads this channel
@@ -56,8 +56,12 @@ class GatewayOutput(OutputChannel):
         if not text:
             return  # images, buttons without text etc. are not sent over SMS
         custom = message.get("custom") if isinstance(message.get("custom"), dict) else {}
-        self.messages.append({"text": str(text), "phi_class": str(custom.get("phi_class", DEFAULT_CLASS)),
-                              "safety": str(custom.get("safety", ""))})
+        reply = {"text": str(text), "phi_class": str(custom.get("phi_class", DEFAULT_CLASS)),
+                 "safety": str(custom.get("safety", ""))}
+        buttons = typed_buttons(message.get("buttons"))
+        if buttons:  # shown by the web chat; SMS sends the text alone, which numbers the choices
+            reply["buttons"] = buttons
+        self.messages.append(reply)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         self.messages.append({"text": text, "phi_class": DEFAULT_CLASS})
@@ -225,6 +229,13 @@ class GatewayInput(InputChannel):
                 tracker.update(event, agent.domain)
             await agent.tracker_store.save(tracker)
         return response.json({"recorded": len(events)})
+
+
+def typed_buttons(raw: Any) -> List[Dict[str, str]]:
+    """The buttons a patient may press: a title and a payload that is text they could type.
+    A "/intent" payload is dropped (the gateway strips a leading "/" from what patients send,
+    so it would arrive as other text than the button promised)."""
+    return [{"title": title, "payload": payload} for title, payload in choices_of(raw)]
 
 
 def _metadata(body: Dict[str, Any]) -> Dict[str, Any]:

@@ -11,13 +11,14 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bot.core.office import Office
+from bot.conversation.web_outbox import WebMessage
 from bot.core.sms_text import split_for_sms
 from bot.records.outbound import SendFailed
 from bot.records.staff_accounts import StaffMember
 from bot.storage.crypto import phone_index_from_conversation
 from channels.staff.auth import current_staff, route
 from channels.staff.consent_views import phi_by_text_panel
-from channels.staff.queue_views import REASON_LABELS, age_seconds
+from channels.staff.queue_views import CHANNEL_LABELS, REASON_LABELS, age_seconds, channel_of
 from channels.staff.views import (Done, back_to, conversation_action, conversation_of, form_text, local_time,
                                   page_flash, render, set_flash, staff_services)
 from channels.gateway.app_keys import SERVICES, SETTINGS, SMS_SENDER
@@ -70,6 +71,7 @@ async def conversation_page(request: web.Request) -> web.Response:
                "waiting_seconds": age_seconds(entry.get("since", ""), datetime.now(timezone.utc))}
     flash = await page_flash(request)
     return render(request, "conversation.html", conversation=conversation, entry=row, log=log,
+                  channel=channel_of(conversation), channel_label=CHANNEL_LABELS.get(channel_of(conversation), "Other"),
                   transcript=transcript, opted_out=opted_out, flash=flash,
                   phi_by_text=await phi_by_text_panel(request, conversation, consent),
                   last_id=log[-1]["id"] if log else "",
@@ -156,9 +158,12 @@ async def reply(request: web.Request) -> web.Response:
 
 async def send_as_office(request: web.Request, conversation: str, text: str, me: StaffMember,
                          actor: Optional[str] = None):
-    """(outcome, message for the staff member): through the outbound gate, then SMS."""
+    """(outcome, message for the staff member): to a web chat through its outbox; to a number
+    through the outbound gate, then SMS."""
     services = staff_services(request)
     pipeline = request.config_dict[SERVICES]
+    if channel_of(conversation) == "web":
+        return await _to_web_chat(request, conversation, text, actor or me.actor)
     phone_idx = phone_index_from_conversation(conversation)
     if phone_idx is None:
         return "no_channel", "Not sent: this conversation's channel cannot be texted from the console."
@@ -178,6 +183,17 @@ async def send_as_office(request: web.Request, conversation: str, text: str, me:
     except SendFailed as exc:
         return "send_failed", f"Not delivered: the SMS provider did not take the message ({exc.reason}). Try again."
     return "sent", "Reply sent."
+
+
+async def _to_web_chat(request: web.Request, conversation: str, text: str, actor: str):
+    """A reply shown in the patient's web chat (live, or when the browser next connects; kept
+    sealed 12 hours). The outbound gate is for texts to a number; a web session is one the
+    patient opened and is writing in, so it does not apply: the audit says so."""
+    services = request.config_dict[SERVICES]
+    await services.web_outbox.send(conversation, [WebMessage(text, kind="staff")])
+    await services.audit.record(actor, "web_message_queued", conversation, "ok",
+                                {"channel": "web", "outbound_gate": "not_applicable"})
+    return "sent", "Reply sent to the patient's web chat."
 
 
 @route("POST", "/conversations/{conversation}/note", "agent")

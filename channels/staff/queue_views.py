@@ -21,7 +21,13 @@ REASON_LABELS = {
     "verification_lockout": "Verification locked out",
     "safety_check": "Safety check: danger words, check on the patient",
 }
+CHANNEL_LABELS = {"sms": "SMS", "web": "Web chat"}
 KEEPALIVE_SECONDS = 15.0
+
+
+def channel_of(conversation: str) -> str:
+    """The channel a conversation id names ("sms-..." or "web-...": bot.storage.crypto.conversation_id)."""
+    return conversation.split("-", 1)[0] if "-" in conversation else ""
 
 
 def age_seconds(since: str, now: datetime) -> int:
@@ -45,7 +51,8 @@ async def queue_rows(request: web.Request) -> List[Dict[str, Any]]:
         owner_id = owner.split(":", 1)[1] if owner.startswith("staff:") else owner
         waiting = age_seconds(entry.get("since", ""), now)
         rows.append({
-            "conversation": entry["conversation"], "channel": entry.get("channel", ""),
+            "conversation": entry["conversation"], "channel": channel_of(entry["conversation"]),
+            "channel_label": CHANNEL_LABELS.get(channel_of(entry["conversation"]), "Other"),
             "reason": entry.get("reason", ""), "reason_label": REASON_LABELS.get(entry.get("reason", ""), "Other"),
             "priority": entry.get("priority", ""), "status": entry.get("status", ""), "since": entry.get("since", ""),
             "waiting_seconds": waiting, "owner": names.get(owner_id, owner) if owner else "",

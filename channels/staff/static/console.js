@@ -31,7 +31,7 @@
     if (!rows.length) {
       var empty = el("tr", "empty");
       var td = el("td", "", "No conversation is waiting for staff.");
-      td.colSpan = 6;
+      td.colSpan = 7;
       empty.appendChild(td);
       tbody.appendChild(empty);
       return;
@@ -43,6 +43,7 @@
       tr.dataset.status = row.status;
       tr.appendChild(el("td", "", row.priority));
       tr.appendChild(el("td", "", row.reason_label));
+      tr.appendChild(el("td", "channel", row.channel_label));
       var link = el("a", "", row.conversation.slice(0, 16) + "…");
       link.href = "/staff/conversations/" + encodeURIComponent(row.conversation);
       var cell = el("td");
