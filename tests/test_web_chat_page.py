@@ -120,7 +120,7 @@ async def test_signing_out_ends_the_identity_session_the_connections_and_the_coo
     finally:
         await browser.close()
     outcomes = [f[b"action"] for _, f in redis_sync.xrange(f"{prefix}audit")]
-    assert b"web_chat_signed_out" in outcomes
+    assert b"web_signed_out" in outcomes
 
 
 def _session():

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from channels.gateway.app_keys import PIPELINE, SERVICES
-from channels.web import page
+from channels.web import page, secure_link_views
 from channels.web.app_keys import WEB_CHAT, WEB_DELIVERY, WIDGET, WORKER_ROUTES
 from channels.web.delivery import Delivery
 from channels.web.handshake import allowed_origins, socketio_entry
@@ -42,6 +42,7 @@ def add_web_chat(app: web.Application, cfg: Settings) -> None:
     except WidgetError as exc:  # SMS and the console go on; the chat page says what is missing
         logger.critical("ALERT web chat widget unavailable: %s", exc)
     page.add_routes(app, pin)
+    secure_link_views.add_routes(app)
     for method in ("GET", "POST", "OPTIONS"):
         app.router.add_route(method, SOCKETIO_PATH, socketio_entry)
     app.middlewares.append(_private_port_serves_socketio_only)

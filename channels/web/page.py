@@ -16,6 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from bot.config import Settings
+from bot.conversation.web_commands import sign_out as end_web_session
 from bot.storage.audit import SYSTEM
 from bot.storage.crypto import conversation_id
 from channels.gateway.app_keys import SERVICES, SETTINGS
@@ -55,7 +56,12 @@ def chat_csp(cfg: Settings) -> str:
     ])
 
 
-def _page_headers(response: web.Response, cfg: Settings) -> None:
+def render(template: str, **context) -> str:
+    """One of the chat's pages (channels/web/templates), autoescaped."""
+    return _TEMPLATES.get_template(template).render(**context)
+
+
+def page_headers(response: web.Response, cfg: Settings) -> None:
     response.headers["Content-Security-Policy"] = chat_csp(cfg)
     response.headers["Referrer-Policy"] = "no-referrer"
     # With sites allowed, the gateway adds no X-Frame-Options (channels/gateway/app.py): it could
@@ -71,13 +77,13 @@ async def chat_page(request: web.Request) -> web.Response:
         session = read_session(request)
     except RedisError:  # the key ring lives in Redis
         return web.Response(status=503, text="temporarily unavailable, retry", headers={"Retry-After": "5"})
-    html = _TEMPLATES.get_template("chat.html").render(
+    html = render("chat.html",
         office=services.office.name, phone=services.office.phone,
         widget_src=f"{STATIC_PREFIX}/{pin.served_name}", widget_integrity=pin.file_sha384)
     response = web.Response(text=html, content_type="text/html")
     if session is None:
         set_cookie(response, new_session(), cfg)
-    _page_headers(response, cfg)
+    page_headers(response, cfg)
     return response
 
 
@@ -92,12 +98,8 @@ async def sign_out(request: web.Request) -> web.Response:
     session = read_session(request)
     if session is not None:
         conversation = conversation_id(services.keys, "web", session)
-        await services.identity.end(conversation)
-        bindings = getattr(services, "web_bindings", None)  # the number the session was about, if any
-        if bindings is not None:
-            await bindings.clear(conversation)
+        await end_web_session(services, conversation)  # verification, its binding (audited)
         await services.web_outbox.end(conversation)
-        await services.audit.record(SYSTEM, "web_chat_signed_out", conversation, "ok", {"channel": "web"})
     response = web.HTTPSeeOther(CHAT_PATH)
     clear_cookie(response, cfg)
     return response
