@@ -42,7 +42,7 @@ async def test_a_link_opens_the_chat_once_with_the_date_of_birth_question_waitin
     for _ in range(2):  # link previews: the page, nothing spent
         page, html = await _request("GET", url)
         assert page.status == 200 and "Open the secure chat" in html and token not in page.headers.get("Location", "")
-        assert page.headers["Referrer-Policy"] == "no-referrer" and "script-src 'self'" in page.headers[
+        assert page.headers["Referrer-Policy"] == "same-origin" and "script-src 'self'" in page.headers[
             "Content-Security-Policy"]
     cross, _ = await _request("POST", url, origin="https://attacker.example")
     assert cross.status == 403
@@ -50,7 +50,7 @@ async def test_a_link_opens_the_chat_once_with_the_date_of_birth_question_waitin
     cookie = await chat_cookie(base)  # the browser had opened the chat before
     opened, _ = await _request("POST", url, cookie=cookie, origin=base)
     assert opened.status == 303 and opened.headers["Location"] == "/chat"
-    assert opened.headers["Referrer-Policy"] == "no-referrer"
+    assert opened.headers["Referrer-Policy"] == "same-origin"
     assert opened.cookies[COOKIE].value == cookie  # the same chat goes on
     conversation = conversation_id(keyring(cfg), "web", session_of(keyring(cfg), cookie)[1])
     bound = await services.web_bindings.bound(conversation)

@@ -63,7 +63,9 @@ def render(template: str, **context) -> str:
 
 def page_headers(response: web.Response, cfg: Settings) -> None:
     response.headers["Content-Security-Policy"] = chat_csp(cfg)
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # The address (a secure link's token) goes to no other site; "no-referrer" would also make
+    # the browser send "Origin: null" with the page's own forms, which the origin checks refuse.
+    response.headers["Referrer-Policy"] = "same-origin"
     # With sites allowed, the gateway adds no X-Frame-Options (channels/gateway/app.py): it could
     # only say DENY or SAMEORIGIN, and frame-ancestors above says who may frame the page.
 

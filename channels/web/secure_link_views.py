@@ -6,8 +6,8 @@ the text arrives, and that fetch must not use up the patient's one-time link. Th
 browser's web chat to the number the link was sent to, leaves the date-of-birth question
 waiting in the chat (the one-time code follows, sent to that number), and sends the browser
 to ``/chat`` so the token leaves the address bar. A used, expired or unknown link gets one
-clear page saying how to get a new one. The token is never logged, and the page sends no
-referrer.
+clear page saying how to get a new one. The token is never logged, and never sent to another
+site as a referrer.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ async def open_link(request: web.Request) -> web.Response:
         return _unavailable()
     response = web.HTTPSeeOther(CHAT_PATH)
     set_cookie(response, session, cfg)  # the same session, or the new one the chat goes on in
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
