@@ -202,8 +202,7 @@ def verified_ask_what(office: Office) -> str:
 
 def secure_chat_opened(office: Office) -> str:
     """The first message of a web chat opened from a secure link, before the identity check."""
-    return (f"Welcome to {office.name}'s secure chat. To protect your privacy I need to check it's you "
-            "before I show your details.")
+    return f"Welcome to {office.name}'s secure chat. Your details show here once we've checked it's you."
 
 
 def switched(office: Office) -> str:
