@@ -28,6 +28,11 @@ bursts (its last four messages are all safety messages, and patients leave Rasa'
 together); the probe's do not, so they show what the NLU's load alone costs the gate. They
 are reported apart and counted in no throughput.
 
+Beside the SMS rows, a web chat row: the same gateway through its socket.io endpoint, as the
+rasa-webchat widget talks to it (each simulated patient a browser with its own session
+cookie, on long polling, on the gateway's two workers), with a shorter script of its own
+(FAQs, an unintelligible message, an emergency; no STOP or date of birth, which are SMS's).
+
 To compare processing, not the SMS user experience, the gateway is configured to wait for
 Rasa's answer instead of sending a holding message after 1 s (SMS_HOLDING_AFTER_SECONDS=300)
 and to give Rasa up to 300 s (RASA_REPLY_TIMEOUT); the per-sender rate limit is lifted. A
@@ -149,6 +154,58 @@ class Gateway:
         return resp.status == 200 and bool(parse_twiml(body)), _server_timing(resp.headers.get("Server-Timing", ""))
 
 
+class WebChat:
+    """The gateway's web chat (channels/web): one socket.io client per patient, kept for the
+    level, its round trip the time to the first ``bot_uttered`` (all of a message's replies
+    are emitted together)."""
+
+    name = "patientbot web chat"
+
+    def __init__(self, cfg) -> None:
+        self.base = f"http://127.0.0.1:{cfg.gateway_port}"
+        self.open: Dict[str, Tuple[object, asyncio.Queue, aiohttp.ClientSession]] = {}
+
+    @staticmethod
+    def script(p: Patient) -> List[Tuple[str, str]]:
+        return [("nlu", "hi"), ("nlu", "what are your hours"), ("nlu", "where do I park"),
+                ("nlu", "do you take my insurance"), ("nlu", "zxq blorp wug"),
+                ("gate", "I took a whole bottle of pills")]
+
+    async def prepare(self, session: aiohttp.ClientSession, p: Patient) -> None:
+        import socketio
+        from yarl import URL
+
+        async with session.get(self.base + "/chat") as page:  # the page sets the session cookie
+            cookie = page.cookies["pb_chat"].value
+        jar = aiohttp.CookieJar(unsafe=True)
+        jar.update_cookies({"pb_chat": cookie}, URL(self.base))
+        http = aiohttp.ClientSession(cookie_jar=jar, connector=aiohttp.TCPConnector(force_close=True))
+        client, replies = socketio.AsyncClient(reconnection=False, http_session=http), asyncio.Queue()
+        client.on("bot_uttered", replies.put)
+        await client.connect(self.base, transports=["polling"], socketio_path="/socket.io/", wait_timeout=60)
+        await client.emit("session_request", {"session_id": None})
+        self.open[p.number] = (client, replies, http)
+
+    async def send(self, session: aiohttp.ClientSession, p: Patient, text: str) -> Tuple[bool, Optional[float]]:
+        client, replies, _ = self.open[p.number]
+        while not replies.empty():  # a reply of the previous message that came after its first
+            replies.get_nowait()
+        await client.emit("user_uttered", {"message": text, "customData": {}})
+        try:
+            await asyncio.wait_for(replies.get(), 320)
+        except asyncio.TimeoutError:
+            return False, None
+        return True, None
+
+    async def finish(self) -> None:
+        for client, _, http in self.open.values():
+            try:
+                await client.eio.disconnect(abort=True)
+            finally:
+                await http.close()
+        self.open.clear()
+
+
 class OurRasaDirect:
     """Our Rasa (encrypted Redis tracker store, Redis lock store) without the gateway: splits
     the difference to stock Rasa into what the stores cost and what the gateway costs."""
@@ -187,7 +244,9 @@ class StockRasa:
 
 
 async def _patient(target, session, p: Patient, samples: List[Sample], started: float) -> None:
-    for step, (kind, text) in enumerate(conversation_script(p)):
+    if hasattr(target, "prepare"):
+        await target.prepare(session, p)
+    for step, (kind, text) in enumerate(getattr(target, "script", conversation_script)(p)):
         t0 = time.perf_counter()
         try:
             ok, server_ms = await target.send(session, p, text)
@@ -236,6 +295,8 @@ async def drive(target, patients: List[Patient],
         t0 = time.perf_counter()
         await asyncio.gather(*(_patient(target, session, p, samples, t0) for p in patients))
         wall = time.perf_counter() - t0
+        if hasattr(target, "finish"):
+            await target.finish()
         done.set()
         await prober
         return samples, wall, probed
@@ -365,7 +426,7 @@ def report(runs: List[Run], memory: Dict[str, Optional[float]], out: Path, machi
                                                    "samples": [[s.kind, s.ms, s.ok, s.step, s.at, s.server_ms]
                                                                for s in r.samples + r.probe]}
                                                   for r in runs]))
-    if len({r.target for r in runs}) == 3:
+    if {Gateway.name, OurRasaDirect.name, StockRasa.name} <= {r.target for r in runs}:
         plot(runs, out / "bench.png")
     return text
 
@@ -420,6 +481,7 @@ def main() -> int:
         "RASA_PORT": str(_free_port()), "ACTION_PORT": str(_free_port()),
         "SMS_API_BASE": f"http://127.0.0.1:{_free_port()}", "PATIENTBOT_RUN_DIR": str(run_dir),
         "SMS_RATE_LIMIT_PER_MINUTE": "100000000", "SMS_HOLDING_AFTER_SECONDS": "300", "RASA_REPLY_TIMEOUT": "300",
+        "WEBCHAT_RATE_LIMIT_PER_MINUTE": "100000000",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
     })
     env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
@@ -432,6 +494,7 @@ def main() -> int:
     total = sum(args.levels)
     ours_patients, stock_patients = synthetic_patients(total, 0), synthetic_patients(total, total)
     direct_patients = synthetic_patients(total, 2 * total + 2)
+    web_patients = synthetic_patients(total, 3 * total + 12)  # keys of their browsers (no records needed)
 
     from bot.storage.redis_client import sync_redis
 
@@ -444,8 +507,9 @@ def main() -> int:
     stack.up(timeout=600, train=False, say=lambda *a: None)
     try:
         stock_proc = start_stock_rasa(run_dir, stock_port, stack)
-        targets = [(Gateway(cfg), ours_patients), (OurRasaDirect(cfg, keyring(cfg)), direct_patients),
-                   (StockRasa(stock_port, keyring(cfg)), stock_patients)][:1 if args.gateway_only else 3]
+        targets = [(Gateway(cfg), ours_patients), (WebChat(cfg), web_patients),
+                   (OurRasaDirect(cfg, keyring(cfg)), direct_patients),
+                   (StockRasa(stock_port, keyring(cfg)), stock_patients)][:2 if args.gateway_only else 4]
         for target, _ in targets:  # first requests load lazily: warm each up on unmeasured senders
             asyncio.run(drive(target, warm[:1] if isinstance(target, Gateway) else warm[1:]))
         runs: List[Run] = []

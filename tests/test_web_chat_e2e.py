@@ -110,3 +110,15 @@ def test_the_running_gateway_refuses_a_forged_cookie_and_a_foreign_origin(stack)
         return refused
 
     assert asyncio.run(attempts()) == [True, True]
+
+
+def test_nothing_the_web_chat_said_is_readable_in_redis_or_the_logs(stack):
+    """After the tests above (run at DEBUG, the most talkative level shipped)."""
+    from tests.conftest import redis_dump
+
+    needles = ["what are your hours", "the shot and the bill", "A nurse will call you", "Your form was received"]
+    blob = redis_dump(stack.cfg.redis_prefix).decode("utf-8", "replace")
+    logs = "\n".join(stack.log_file(n).read_text(errors="replace") for n in ("actions", "rasa", "gateway"))
+    for needle in needles:
+        assert needle not in blob, f"{needle!r} found in Redis"
+        assert needle not in logs, f"{needle!r} found in the logs"

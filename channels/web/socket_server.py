@@ -109,7 +109,10 @@ class WebChat:
         if not session or self.services is None:
             raise Refused("unauthorized")
         keys = self.services.keys
-        self.browsers[sid] = Browser(session, conversation_id(keys, "web", session), public_label(keys, session))
+        try:
+            self.browsers[sid] = Browser(session, conversation_id(keys, "web", session), public_label(keys, session))
+        except RedisError:  # the key ring lives in Redis: the widget retries the connection
+            raise Refused("unavailable") from None
         return True
 
     async def _disconnect(self, sid: str, *reason: Any) -> None:
