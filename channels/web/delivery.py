@@ -90,8 +90,8 @@ class Delivery:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if not message or message.get("type") != "message":
                     continue
-                event = self.outbox.read(message["data"])
-                if event is None or event.conversation not in self.chat.rooms:
+                event = self.outbox.read(message["data"], wanted=self.chat.rooms.__contains__)
+                if event is None:
                     continue
                 if event.ended:
                     await self.chat.close_conversation(event.conversation)
