@@ -53,21 +53,20 @@ def test_a_hundred_sessions_at_once_get_their_own_answers(stack):
             answers = await asyncio.gather(*(session(n, b) for n, b in enumerate(browsers)))
             took = time.monotonic() - started
             owners = {b.sio.eio.sid[:3] for b in browsers}
-            for n, browser in enumerate(browsers):
-                conversation = conversation_id(keys, "web", session_of(keys, browser.cookie)[1])
+            conversations = [conversation_id(keys, "web", session_of(keys, b.cookie)[1]) for b in browsers]
+            for n, conversation in enumerate(conversations):
                 await outbox.send(conversation, [WebMessage(f"office note for session {n}")])
-            notes = await asyncio.gather(*(b.next_replies() for b in browsers))
-            await asyncio.sleep(0.5)  # anything crossed would have arrived by now
-            leftovers = [n for n, b in enumerate(browsers) if not b.replies.empty()]
-            return answers, [texts(n)[0] for n in notes], owners, leftovers, took
+            for conversation in conversations:  # after every note: a note sent astray would come before it
+                await outbox.send(conversation, [WebMessage("last")])
+            notes = await asyncio.gather(*(b.next_replies(2) for b in browsers))
+            return answers, [texts(n) for n in notes], owners, took
         finally:
             await asyncio.gather(*(b.close() for b in browsers))
             await client.close()
 
-    answers, notes, owners, leftovers, took = asyncio.run(run())
+    answers, notes, owners, took = asyncio.run(run())
     for n, got in enumerate(answers):
         assert got == [office.faq_answer(TOPICS[q]) for q in _questions(n)], n
-    assert notes == [f"office note for session {n}" for n in range(SESSIONS)]
-    assert leftovers == []
+    assert notes == [[f"office note for session {n}", "last"] for n in range(SESSIONS)]
     assert owners == {"w00", "w01"}  # both workers held sessions
     print(f"\n{SESSIONS} web chat sessions x {len(TOPICS)} questions in {took:.1f} s")

@@ -218,3 +218,18 @@ def test_the_installed_bundle_is_the_pinned_one():
     """The setup's fetch left the pinned widget where the gateway serves it from."""
     data = verified_bundle(PIN)  # WidgetError "not installed": run scripts/setup.sh
     assert base64.b64encode(hashlib.sha384(data).digest()).decode() == PIN.file_sha384.split("-", 1)[1]
+
+
+async def test_the_page_names_its_session_so_a_conversation_kept_for_another_is_dropped(
+        settings_env, aiohttp_server, monkeypatch):
+    """chat.js compares this label with the one the widget kept (static/chat.js)."""
+    from channels.web.session_cookie import public_label
+
+    base, cfg, app = await _gateway(settings_env, aiohttp_server, monkeypatch)
+    cookie = await chat_cookie(base)
+    resp, body = await _get(base + "/chat", Cookie=f"{COOKIE}={cookie}")
+    label = public_label(keyring(cfg), session_of(keyring(cfg), cookie)[1])
+    assert f'data-session="{label}"' in body.decode()
+    fresh, body = await _get(base + "/chat")
+    new_label = public_label(keyring(cfg), session_of(keyring(cfg), fresh.cookies[COOKIE].value)[1])
+    assert f'data-session="{new_label}"' in body.decode() and new_label != label

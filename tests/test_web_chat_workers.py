@@ -141,8 +141,7 @@ async def test_an_office_message_reaches_a_browser_on_either_worker(two_workers)
         await client.close()
 
 
-def test_a_private_port_serves_only_the_web_chat():
-    """What another worker passes on arrives on a loopback port that answers nothing else."""
+def test_private_listeners_are_bound_before_the_fork_one_kept_by_each_worker():
     from channels.gateway.workers import keep_own_listener, private_listeners
 
     listeners = private_listeners(2)
@@ -154,3 +153,31 @@ def test_a_private_port_serves_only_the_web_chat():
     finally:
         for sock in listeners:
             sock.close()
+
+
+async def test_a_private_port_serves_only_the_web_chat_and_never_passes_a_request_on(
+        settings_env, aiohttp_server, monkeypatch):
+    """Worker 0 whose private port is the one the test reaches: the console and the page are not
+    there, and a request naming worker 1 is answered here (engine.io: unknown session), not
+    passed on again (which could loop between workers)."""
+    from channels.gateway.app import create_app
+    from channels.web import route_between_workers
+
+    stub = StubRasa(settings_env["RASA_GATEWAY_SECRET"])
+    rasa = await aiohttp_server(stub.app())
+    port = free_port()
+    for key, value in {"RASA_PORT": str(rasa.port), "ACTION_PORT": str(rasa.port),
+                       "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}.items():
+        monkeypatch.setenv(key, value)
+    app = create_app(load_settings())
+    route_between_workers(app, 0, [port, free_port()])  # worker 1's port: nothing listens there
+    await aiohttp_server(app, port=port)
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        for path in ("/chat", "/staff/login", "/healthz", "/sms/inbound"):
+            async with http.get(base + path) as resp:
+                assert resp.status == 404, path
+        async with http.get(base + "/socket.io/?EIO=4&transport=polling&sid=w01AAAAAAAAAAAAAAAAAAAA") as resp:
+            assert resp.status == 400  # answered here: no such session
+        async with http.get(base + "/socket.io/?EIO=4&transport=polling") as resp:
+            assert resp.status == 200 and '"sid":"w00' in await resp.text()  # its sessions name it

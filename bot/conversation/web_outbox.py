@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import redis.asyncio as aioredis
 
@@ -118,11 +118,14 @@ class WebOutbox:
         await self.redis.delete(self.key(conversation))
         await self.redis.publish(self.channel, json.dumps({"c": conversation, "end": True}))
 
-    def read(self, data: Any) -> Optional[OutboxEvent]:
-        """An announcement from the channel, opened; None if it is not one of ours or does not open."""
+    def read(self, data: Any, wanted: Callable[[str], bool] = lambda conversation: True) -> Optional[OutboxEvent]:
+        """An announcement from the channel, opened if its conversation is ``wanted`` (a worker
+        opens only those of the browsers it holds); None if not, or if it does not open."""
         try:
             raw = json.loads(as_text(data))
             conversation = str(raw["c"])
+            if not wanted(conversation):
+                return None
             if raw.get("end") is True:
                 return OutboxEvent(conversation, ended=True)
             return OutboxEvent(conversation, str(raw["e"]), self._open(conversation, raw["m"]))

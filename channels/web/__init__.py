@@ -18,6 +18,7 @@ from typing import List, Optional
 from aiohttp import web
 
 from bot.config import Settings
+from bot.storage.redis_client import async_redis
 from channels.gateway.app_keys import PIPELINE, SERVICES
 from channels.web import page, secure_link_views
 from channels.web.app_keys import WEB_CHAT, WEB_DELIVERY, WIDGET, WORKER_ROUTES
@@ -53,7 +54,7 @@ def add_web_chat(app: web.Application, cfg: Settings) -> None:
         if routes is not None:
             chat.name_sessions_by(routes)
             await routes.start()
-        delivery = app[WEB_DELIVERY] = Delivery(chat, app[SERVICES].web_outbox)
+        delivery = app[WEB_DELIVERY] = Delivery(chat, app[SERVICES].web_outbox, async_redis(cfg))
         chat.delivery = delivery
         delivery.start()
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from typing import Optional
 
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.conversation.web_outbox import WebMessage, WebOutbox
@@ -19,9 +20,12 @@ RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
 class Delivery:
-    def __init__(self, chat: WebChat, outbox: WebOutbox) -> None:
+    def __init__(self, chat: WebChat, outbox: WebOutbox, listener: aioredis.Redis) -> None:
         self.chat = chat
         self.outbox = outbox
+        # A subscription holds its connection for good: its own client, not one of the
+        # gateway's pool, whose connections are opened ahead for bursts of messages.
+        self.listener = listener
         self._task: Optional[asyncio.Task] = None
         self.listening = asyncio.Event()  # set once subscribed (tests wait for it, not for time)
 
@@ -59,6 +63,7 @@ class Delivery:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self.listener.close()
 
     async def _listen_forever(self) -> None:
         attempt = 0
@@ -75,7 +80,7 @@ class Delivery:
                 await asyncio.sleep(delay)
 
     async def _listen(self) -> None:
-        pubsub = self.outbox.redis.pubsub()
+        pubsub = self.listener.pubsub()
         try:
             await pubsub.subscribe(self.outbox.channel)
             self.listening.set()
@@ -85,8 +90,8 @@ class Delivery:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if not message or message.get("type") != "message":
                     continue
-                event = self.outbox.read(message["data"])
-                if event is None or event.conversation not in self.chat.rooms:
+                event = self.outbox.read(message["data"], wanted=self.chat.rooms.__contains__)
+                if event is None:
                     continue
                 if event.ended:
                     await self.chat.close_conversation(event.conversation)

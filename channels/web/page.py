@@ -22,7 +22,7 @@ from bot.storage.crypto import conversation_id
 from channels.gateway.app_keys import SERVICES, SETTINGS
 from channels.web.app_keys import PIN, WIDGET
 from channels.web.handshake import origin_allowed
-from channels.web.session_cookie import clear_cookie, new_session, read_session, set_cookie
+from channels.web.session_cookie import clear_cookie, new_session, public_label, read_session, set_cookie
 from channels.web.widget_bundle import WidgetPin
 
 logger = logging.getLogger(__name__)
@@ -79,12 +79,15 @@ async def chat_page(request: web.Request) -> web.Response:
         session = read_session(request)
     except RedisError:  # the key ring lives in Redis
         return web.Response(status=503, text="temporarily unavailable, retry", headers={"Retry-After": "5"})
+    fresh = session is None
+    session = session or new_session()
+    # The label lets the page drop a conversation the widget kept for another session.
     html = render("chat.html",
-        office=services.office.name, phone=services.office.phone,
+        office=services.office.name, phone=services.office.phone, label=public_label(services.keys, session),
         widget_src=f"{STATIC_PREFIX}/{pin.served_name}", widget_integrity=pin.file_sha384)
     response = web.Response(text=html, content_type="text/html")
-    if session is None:
-        set_cookie(response, new_session(), cfg)
+    if fresh:
+        set_cookie(response, session, cfg)
     page_headers(response, cfg)
     return response
 

@@ -11,6 +11,20 @@
     try { window.sessionStorage.removeItem(WIDGET_STORAGE_KEY); } catch (e) { /* storage off */ }
   }
 
+  // What the widget kept in this tab belongs to the session it was kept for: a conversation of
+  // another session (signed out, or the cookie ended) is dropped before the widget shows it.
+  (function dropAnotherSessionsConversation() {
+    var label = document.body.getAttribute("data-session");
+    [window.sessionStorage, window.localStorage].forEach(function (storage) {
+      try {
+        var kept = JSON.parse(storage.getItem(WIDGET_STORAGE_KEY) || "null");
+        if (kept && kept.session_id !== label) { storage.removeItem(WIDGET_STORAGE_KEY); }
+      } catch (e) {
+        try { storage.removeItem(WIDGET_STORAGE_KEY); } catch (ignored) { /* storage off */ }
+      }
+    });
+  }());
+
   window.WebChat.default({
     selector: "#webchat",
     socketUrl: window.location.origin,
@@ -20,7 +34,10 @@
     title: document.body.getAttribute("data-office"),
     inputTextFieldHint: "Type a message...",
     showFullScreenButton: false,
-    params: { storage: "local" }
+    // The conversation kept in the tab only (kept across reloads, gone with the tab): in
+    // localStorage it would stay on a shared computer after the browser, and the session
+    // cookie, are gone, and the widget would show it to the next person.
+    params: { storage: "session" }
   }, document.getElementById("webchat"));
 
   var form = document.getElementById("sign-out");
