@@ -207,16 +207,16 @@ def test_a_reload_keeps_verification_and_a_second_browser_gets_nothing_of_it(sta
 
         # A second browser given the session id the first one's widget keeps (what a page
         # script, a screenshot or a shoulder-surfer could learn), not its HttpOnly cookie.
-        label = first.page.evaluate("JSON.parse(localStorage.getItem('chat_session')).session_id")
+        label = first.page.evaluate("JSON.parse(sessionStorage.getItem('chat_session')).session_id")
         assert label and label not in first.context.cookies()[0]["value"]
         second.page.goto(stack.cfg.public_base_url + "/chat/static/chat.css")  # the origin, to write its storage
-        second.page.evaluate("id => localStorage.setItem('chat_session', JSON.stringify({session_id: id}))", label)
+        second.page.evaluate("id => sessionStorage.setItem('chat_session', JSON.stringify({session_id: id}))", label)
         second.open()
         assert second.conversation() != first.conversation()
         second.say(ASK, "mobile number")  # not verified: the first browser's session is not its own
         expect(second.page.locator(".rw-response", has_text=ROBIN[2])).to_have_count(0)
         expect(second.page.locator(".rw-client", has_text="11/30/1975")).to_have_count(0)
-        assert second.page.evaluate("JSON.parse(localStorage.getItem('chat_session')).session_id") != label
+        assert second.page.evaluate("JSON.parse(sessionStorage.getItem('chat_session')).session_id") != label
         second.shot("second-browser")
 
         # Signing out ends the session: a new conversation, asked to verify again.
