@@ -16,7 +16,6 @@ import secrets
 from typing import List, Tuple
 
 import pytest
-import redis
 
 from bot.conversation.inbound import Inbound
 from bot.conversation.verification import ask_to_verify
