@@ -241,6 +241,7 @@ class Stack:
             if not waiting:
                 urls = ", ".join(self.gateway_url(inst.number) for inst in self.instances)
                 say(f"patientbot is up: gateway{'s' if self.scale > 1 else ''} {urls} (healthz 200)")
+                say(f"web chat: {self.cfg.public_base_url}/chat   staff console: {self.cfg.public_base_url}/staff/login")
                 return
             time.sleep(0.5)
         self.down(say=lambda *_: None)
