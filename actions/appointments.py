@@ -12,7 +12,6 @@ from actions.common import channel_of, say, services
 from actions.secure_link import offer_secure_link
 from bot.core import phi, replies
 from bot.records.appointments import StoredAppointment
-from bot.records.identity import request_verification
 from bot.services import Services
 
 
@@ -46,14 +45,9 @@ class ActionAppointmentSpecifics(AppointmentAction):
         """The verified patient's next appointment; unverified, the question for the date of birth."""
         if channel_of(tracker) == "web":
             return await self.find_on_web(svc, dispatcher, tracker)
-        if await offer_secure_link(svc, dispatcher, tracker, "ask_appointment_specifics"):
+        if await offer_secure_link(svc, dispatcher, tracker, self.verify_intent):
             return ANSWERED  # SMS without phi_by_text: the link, no date-of-birth question
-        session = await svc.identity.session(tracker.sender_id, channel_of(tracker))
-        if session is None:
-            await request_verification(svc.identity, tracker.sender_id, "ask_appointment_specifics")
-            say(dispatcher, replies.ask_dob(svc.office))
-            return ANSWERED
-        return await svc.appointments.next_for_patient(session.patient_ref)
+        return await self.find_verified(svc, dispatcher, tracker, channel_of(tracker), self.verify_intent)
 
     async def act(self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, appt: StoredAppointment) -> None:
         d = appt.data

@@ -81,9 +81,16 @@ class AppointmentAction(Action, ABC):
         """Web chat: the verified patient's next appointment; unverified, the first question of
         verification (the number on file, or the date of birth), remembered for the intent
         that led here."""
-        session = await svc.identity.session(tracker.sender_id, "web")
+        return await self.find_verified(svc, dispatcher, tracker, "web", self.intent_to_verify(tracker))
+
+    @staticmethod
+    async def find_verified(svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, channel: str,
+                            intent: str) -> Union[StoredAppointment, Answered, None]:
+        """The verified patient's next appointment; unverified, the first question of
+        verification on ``channel``, remembered for ``intent`` (replayed once verified)."""
+        session = await svc.identity.session(tracker.sender_id, channel)
         if session is None:
-            say(dispatcher, await ask_to_verify(svc, tracker.sender_id, "web", self.intent_to_verify(tracker)))
+            say(dispatcher, await ask_to_verify(svc, tracker.sender_id, channel, intent))
             return ANSWERED
         return await svc.appointments.next_for_patient(session.patient_ref)
 
