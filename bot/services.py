@@ -27,6 +27,7 @@ from bot.records.reminders import ReminderReplies
 from bot.records.secure_links import SecureLinks
 from bot.records.staff_accounts import StaffAccounts
 from bot.records.staff_sessions import StaffSessions
+from bot.records.languages import LanguageStore
 from bot.records.web_binding import WebBindings
 from bot.storage.audit import AuditLog
 from bot.storage.crypto import KeyRing, keyring
@@ -46,6 +47,7 @@ class Services:
     handoff: HandoffQueue
     identity: IdentityRegistry
     web_bindings: WebBindings  # the number on file each web conversation is about
+    languages: LanguageStore  # the language each conversation is held in
     appointments: AppointmentStore
     reminder_replies: ReminderReplies
     secure_links: SecureLinks  # one-time links to the secure web chat, sent instead of PHI by SMS
@@ -76,6 +78,7 @@ def build_services(cfg: Optional[Settings] = None, redis: Optional[aioredis.Redi
         handoff=HandoffQueue(client, keys, prefix, audit),
         identity=IdentityRegistry(client, keys, prefix),
         web_bindings=WebBindings(client, keys, prefix),
+        languages=LanguageStore(client, keys, prefix),
         appointments=AppointmentStore(client, keys, prefix),
         reminder_replies=ReminderReplies(client, keys, prefix, office, audit),
         secure_links=SecureLinks(client, keys, prefix, audit),

@@ -35,12 +35,13 @@ class Patient:
     birth_date: date
     phones: List[str]  # E.164
     identifiers: List[Tuple[str, str]] = field(default_factory=list)  # (system, value)
+    language: Optional[str] = None  # preferred language, base BCP 47 code ("es"), from Patient.communication
 
     def to_dict(self) -> Dict[str, Any]:
         return {
             "fhir_id": self.fhir_id, "given": self.given, "family": self.family,
             "birth_date": self.birth_date.isoformat(), "phones": self.phones,
-            "identifiers": [list(i) for i in self.identifiers],
+            "identifiers": [list(i) for i in self.identifiers], "language": self.language,
         }
 
 
@@ -149,7 +150,22 @@ def _parse_patient(res: Mapping, where: str, region: str) -> Patient:
         for i in res.get("identifier") or []
         if isinstance(i, Mapping) and i.get("value")
     ]
-    return Patient(res["id"], given, family, birth, sorted(set(phones)), identifiers)
+    return Patient(res["id"], given, family, birth, sorted(set(phones)), identifiers,
+                   _preferred_language(res.get("communication")))
+
+
+def _preferred_language(communication: Any) -> Optional[str]:
+    """The base language code ("es" of "es-MX") of ``Patient.communication``: the entry marked
+    ``preferred``, else the first; None when there is none. Codes are BCP 47 (FHIR's binding);
+    a language given only as text is not guessed."""
+    entries = [c for c in communication or [] if isinstance(c, Mapping) and isinstance(c.get("language"), Mapping)]
+    entries.sort(key=lambda c: c.get("preferred") is not True)  # stable: the preferred one first
+    for entry in entries:
+        for coding in entry["language"].get("coding") or []:
+            code = coding.get("code") if isinstance(coding, Mapping) else None
+            if isinstance(code, str) and re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", code.strip()):
+                return code.strip().split("-")[0].lower()
+    return None
 
 
 def _parse_practitioner(res: Mapping, where: str) -> Practitioner:
